@@ -1,0 +1,118 @@
+//! What the scheduler hands to the issuance workers.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{CaName, CertName};
+
+/// How close a certificate is to its deadline; decides which CAs may be tried and how loud
+/// failures are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Urgency {
+    /// Early in the renewal window: the preferred CA only, gentle back-off.
+    #[default]
+    Normal,
+    /// The remaining lifetime dropped below the urgent threshold: any healthy CA in the
+    /// certificate's list.
+    Urgent,
+    /// Near expiry (or already expired, or missing): every CA in the list, loud alerts.
+    Critical,
+}
+
+impl Urgency {
+    /// The label used in logs, JSON and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Urgency::Normal => "normal",
+            Urgency::Urgent => "urgent",
+            Urgency::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Urgency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a certificate is being (re)issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RenewalReason {
+    /// No certificate is installed yet.
+    Missing,
+    /// The installed files could not be read or parsed, or do not match each other.
+    Corrupt,
+    /// The installed certificate no longer covers the configured names or key type.
+    Mismatch,
+    /// The CA's ARI window says renew now.
+    AriWindow,
+    /// The share of the lifetime that triggers renewal has been reached.
+    Expiring,
+    /// An operator asked for it (`renewd renew --force`).
+    Forced,
+    /// A pending order survived a restart and is being completed.
+    ResumePending,
+}
+
+impl RenewalReason {
+    /// The label used in logs and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RenewalReason::Missing => "missing",
+            RenewalReason::Corrupt => "corrupt",
+            RenewalReason::Mismatch => "mismatch",
+            RenewalReason::AriWindow => "ari_window",
+            RenewalReason::Expiring => "expiring",
+            RenewalReason::Forced => "forced",
+            RenewalReason::ResumePending => "resume_pending",
+        }
+    }
+}
+
+impl fmt::Display for RenewalReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One unit of work for the issuance pool: get a fresh certificate for `cert`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewalJob {
+    /// The certificate to renew.
+    pub cert: CertName,
+    /// Why now.
+    pub reason: RenewalReason,
+    /// How close the deadline is: decides which CAs may be tried.
+    pub urgency: Urgency,
+    /// Restrict this job to one CA (`renewd renew --ca NAME`).
+    pub only_ca: Option<CaName>,
+}
+
+impl RenewalJob {
+    /// A job with no CA restriction.
+    pub fn new(cert: CertName, reason: RenewalReason, urgency: Urgency) -> Self {
+        Self {
+            cert,
+            reason,
+            urgency,
+            only_ca: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urgency_orders_by_danger() {
+        assert!(Urgency::Normal < Urgency::Urgent);
+        assert!(Urgency::Urgent < Urgency::Critical);
+        assert_eq!(Urgency::Critical.to_string(), "critical");
+    }
+}
