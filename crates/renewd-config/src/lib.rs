@@ -23,7 +23,7 @@
 //! Files named by the config are read during validation, not later: `renewd check` then
 //! vouches for them, and a reload (SIGHUP) with a missing key file keeps the old config.
 //! Tests and tools that want to validate a config for another machine substitute paths
-//! (see `tests/examples.rs`, which roots the example configs' `/etc/renewd/` in a temp
+//! (see `tests/config/examples.rs`, which roots the example configs' `/etc/renewd/` in a temp
 //! directory) rather than skipping the checks.
 //!
 //! The environment (`$CREDENTIALS_DIRECTORY`) comes in through [`LoadEnv`], so tests never

@@ -45,7 +45,7 @@ impl Check<'_> {
                     );
                     out = self.report(name.span(), message);
                 } else {
-                    seen.push((name.get_ref(), name.span()));
+                    seen.push((name.get_ref(), entry.span()));
                 }
             }
             match (self.ca(entry), &mut out) {

@@ -72,7 +72,7 @@ impl Check<'_> {
                     );
                     out = self.report(name.span(), message);
                 } else {
-                    names.push((name.get_ref(), name.span()));
+                    names.push((name.get_ref(), entry.span()));
                 }
             }
             for (key, value) in copy_paths(raw) {
