@@ -440,3 +440,56 @@ fn a_changed_secret_changes_the_ca_without_showing_it() {
     assert_eq!(d.cas_changed, [CaName::new("z").unwrap()]);
     assert_eq!(d.to_string(), "CAs ~z");
 }
+
+/// The keys serde accepts in a table, read from its "unknown field" message.
+fn accepted_keys(table_header: &str) -> Vec<String> {
+    let text = format!("{table_header}\nzz_not_a_key = 1\n");
+    let errs = RawConfig::parse(&text, Path::new("x.toml")).unwrap_err();
+    let message = &errs.errors()[0].message;
+    let (_, list) = message.split_once("expected").unwrap();
+    list.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_reference_documents_every_key() {
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/CONFIGURATION.md");
+    let doc = std::fs::read_to_string(doc_path).unwrap();
+    let mut missing = Vec::new();
+    for section in [
+        "daemon",
+        "renewal",
+        "breaker",
+        "ledger",
+        "http01",
+        "dns01",
+        "tls_alpn01",
+        "hooks",
+        "metrics",
+    ] {
+        let keys = accepted_keys(&format!("[{section}]"));
+        assert!(!keys.is_empty());
+        for key in keys {
+            if !doc.contains(&format!("`[{section}] {key}`")) {
+                missing.push(format!("[{section}] {key}"));
+            }
+        }
+    }
+    for table in ["[[ca]]", "[[cert]]"] {
+        let keys = accepted_keys(table);
+        assert!(keys.len() >= 13, "{table}: {keys:?}");
+        for key in keys {
+            if !doc.contains(&format!("`{key}`")) {
+                missing.push(format!("{table} {key}"));
+            }
+        }
+    }
+    assert!(doc.contains("`state_dir`"));
+    assert!(
+        missing.is_empty(),
+        "docs/CONFIGURATION.md lacks: {missing:?}"
+    );
+}
