@@ -216,12 +216,22 @@ pub struct CaConfig {
 }
 
 /// One `trust_roots` file: its path (for messages) and the certificates in it (≥ 1).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct TrustRoot {
     /// The PEM file.
     pub path: PathBuf,
     /// Every `CERTIFICATE` in it, DER-encoded.
     pub certs: Vec<CertificateDer<'static>>,
+}
+
+/// Path and count only: a config logged with `{:?}` should not carry kilobytes of DER.
+impl fmt::Debug for TrustRoot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrustRoot")
+            .field("path", &self.path)
+            .field("certs", &self.certs.len())
+            .finish()
+    }
 }
 
 /// External account binding (RFC 8555 §7.3.4).

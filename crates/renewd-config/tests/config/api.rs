@@ -196,6 +196,10 @@ challenge = "dns-01"
     assert_eq!(zerossl.directory.host(), Some("acme.example"));
     assert_eq!(zerossl.contact.len(), 2);
     assert_eq!(zerossl.trust_roots[0].certs.len(), 1);
+    assert_eq!(
+        format!("{:?}", zerossl.trust_roots[0]),
+        format!("TrustRoot {{ path: {:?}, certs: 1 }}", fx.path("root.pem"))
+    );
     let eab = zerossl.eab.as_ref().unwrap();
     assert_eq!(eab.kid, "kid-1");
     assert_eq!(
