@@ -142,7 +142,8 @@ nspawn_hierarchies() {
 nspawn_boot() {
   [ -n "${NSPAWN_ROOT:-}" ] || { nspawn_log "nspawn_rootfs first"; return 1; }
   NSPAWN_LOGDIR=$(mktemp -d /tmp/renewd-e2e.XXXXXX)
-  trap nspawn_teardown EXIT
+  # A caller with an EXIT trap of its own must call nspawn_teardown from it.
+  [ -n "$(trap -p EXIT)" ] || trap nspawn_teardown EXIT
   local h hierarchies t0 state
   hierarchies=$(nspawn_hierarchies)
   for h in $hierarchies; do mkdir -p "$h/$NSPAWN_CGROUP"; done
