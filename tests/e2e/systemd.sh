@@ -16,8 +16,6 @@ cd "$(dirname "$0")/../.."
 
 UNIT=renewd.service
 work=$(mktemp -d /tmp/renewd-e2e-work.XXXXXX)   # bind-mounted read-write at /mnt/work
-daemon_built=0
-[ -d crates/renewd ] && daemon_built=1
 
 ok() { echo "ok: $*"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -55,8 +53,9 @@ on_exit() {
 trap on_exit EXIT
 
 # Build before booting, so the guest does not wait for cargo.
-deb=""
-if [ "$daemon_built" = 1 ]; then
+# RENEWD_E2E_DEB=path tests that package instead of building one.
+deb=${RENEWD_E2E_DEB:-}
+if [ -z "$deb" ] && [ -d crates/renewd ]; then
   deb=$(scripts/build-deb --out "$work")
 fi
 
@@ -190,11 +189,204 @@ in_guest systemctl stop e2e-bind-privusers.service
 ok "sandbox: with PrivateUsers=yes the same bind is refused (why the unit does not set it)"
 
 ###############################################################################################
-# Part 2: the daemon, from the .deb
+# Part 2: the daemon, installed from the .deb, against pebble inside the guest.
+# TEMPORARY GUARD: skipped until crates/renewd exists (RENEWD_E2E_DEB=path tests a given
+# .deb instead of building one). Remove the guard once the daemon lands.
 ###############################################################################################
-if [ "$daemon_built" = 0 ]; then
+if [ -z "$deb" ]; then
   echo "SKIP: daemon not built yet (crates/renewd missing)"
   echo "timing: rootfs $NSPAWN_SETUP_KIND ${NSPAWN_SETUP_SECONDS} s, boot ${NSPAWN_BOOT_SECONDS} s"
   exit 0
 fi
+
+# --- install ----------------------------------------------------------------------------------
+cp "$deb" "$work/renewd.deb"
+in_guest dpkg -i /mnt/work/renewd.deb >/dev/null
+for f in lib/systemd/system/renewd.service usr/lib/sysusers.d/renewd.conf \
+    usr/lib/tmpfiles.d/renewd.conf usr/share/polkit-1/rules.d/50-renewd-reload.rules; do
+  in_guest dpkg -S "/$f" >/dev/null || fail "the .deb does not own /$f"
+done
+in_guest cmp /lib/systemd/system/renewd.service /mnt/src/packaging/renewd.service
+grep -q ' /etc/renewd/renewd.toml ' <<<"$(in_guest dpkg-query -W -f='${Conffiles}\n' renewd)" ||
+  fail "/etc/renewd/renewd.toml is not a conffile"
+check_dir /etc/renewd/renewd.toml 640 root:renewd
+[ "$(in_guest systemctl is-enabled renewd.service || true)" = disabled ] || fail "installed enabled"
+[ "$(prop ActiveState)" = inactive ] || fail "the package started the daemon"
+ok "dpkg -i: files in place, conffile 0640 root:renewd, service neither enabled nor started"
+
+out=$(in_guest systemd-analyze verify /lib/systemd/system/renewd.service 2>&1) || true
+[ -z "$out" ] || fail "systemd-analyze verify renewd.service in the guest printed: $out"
+ok "guest: systemd-analyze verify renewd.service with the real binary: no output"
+
+# --- pebble inside the guest, with a TLS certificate made here --------------------------------
+mkdir -p "$work/pebble"
+(
+  cd "$work/pebble"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=renewd e2e pebble root" -keyout root.key -out root.pem \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+    -keyout leaf.key -out leaf.csr
+  printf '%s\n' 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1' 'basicConstraints=CA:FALSE' \
+    'keyUsage=critical,digitalSignature' 'extendedKeyUsage=serverAuth' >leaf.ext
+  openssl x509 -req -in leaf.csr -CA root.pem -CAkey root.key -set_serial "0x$(openssl rand -hex 8)" \
+    -days 2 -extfile leaf.ext -out leaf.pem
+) 2>/dev/null
+eab_key=$(openssl rand 32 | base64 -w0 | tr '+/' '-_' | tr -d '=')
+cat >"$work/pebble/pebble.json" <<EOF
+{"pebble": {"listenAddress": "127.0.0.1:14000", "managementListenAddress": "127.0.0.1:15000",
+  "certificate": "/mnt/work/pebble/leaf.pem", "privateKey": "/mnt/work/pebble/leaf.key",
+  "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "",
+  "externalAccountBindingRequired": true, "externalAccountMACKeys": {"kid-1": "$eab_key"},
+  "certificateValidityPeriod": 7776000}}
+EOF
+# every name resolves to 127.0.0.1, where renewd's http-01 responder listens on port 80
+in_guest systemd-run -q --unit=e2e-challtestsrv /usr/bin/pebble-challtestsrv -dns01 127.0.0.1:8053 \
+  -http01 "" -https01 "" -tlsalpn01 "" -management 127.0.0.1:8055 -defaultIPv4 127.0.0.1 -defaultIPv6 ""
+in_guest systemd-run -q --unit=e2e-pebble -E PEBBLE_VA_NOSLEEP=1 -E PEBBLE_WFE_NONCEREJECT=0 \
+  -E PEBBLE_AUTHZREUSE=0 /usr/bin/pebble -config /mnt/work/pebble/pebble.json -dnsserver 127.0.0.1:8053
+wait_until 30 "pebble's directory" in_guest sh -c \
+  "journalctl -u e2e-pebble | grep -q 'ACME directory available'"
+ok "pebble (EAB required, http-01 on port 80) running in the guest"
+
+# --- configuration: the EAB key as a credential, through the shipped example drop-in ---------
+in_guest install -m 0644 /mnt/work/pebble/root.pem /etc/renewd/e2e-pebble-root.pem
+printf '%s\n' "$eab_key" | in_guest install -m 0600 /dev/stdin /etc/renewd/credentials/zerossl.eab
+in_guest install -D -m 0644 /usr/share/doc/renewd/examples/eab-credential.conf \
+  /etc/systemd/system/renewd.service.d/eab-credential.conf
+# short watchdog and restart delay so the watchdog check takes seconds
+in_guest sh -c 'printf "[Service]\nWatchdogSec=4s\nRestartSec=1s\n" > /etc/systemd/system/renewd.service.d/e2e.conf'
+in_guest systemctl daemon-reload
+
+write_config() { # write_config CERT-NAME... : one [[cert]] per name, domain NAME.e2e.test
+  local name
+  {
+    printf '%s\n' 'state_dir = "/var/lib/renewd"' '' '[daemon]' 'workers = 2' '' \
+      '[[ca]]' 'name = "zerossl"' 'directory = "https://127.0.0.1:14000/dir"' \
+      'trust_roots = ["/etc/renewd/e2e-pebble-root.pem"]' 'eab_kid = "kid-1"' \
+      'eab_hmac_key_credential = "zerossl.eab"' '' '[http01]' 'listen = ["127.0.0.1:80"]'
+    for name in "$@"; do
+      printf '\n[[cert]]\nname = "%s"\ndomains = ["%s.e2e.test"]\ncas = ["zerossl"]\n' "$name" "$name"
+      printf 'key = "ecdsa-p256"\nchallenge = "http-01"\n'
+      printf 'deploy_hook = ["/usr/bin/systemctl", "reload", "nginx"]\n'
+    done
+  } | in_guest install -m 0640 -g renewd /dev/stdin /etc/renewd/renewd.toml
+}
+write_config www
+rd check || fail "renewd check rejected the e2e config"
+ok "renewd check (as user renewd): config valid"
+
+# --- start: active only once READY=1 ----------------------------------------------------------
+nginx_reloads=$(reloads nginx)
+in_guest systemctl start "$UNIT"   # Type=notify: returns once READY=1 arrived, else fails
+[ "$(prop ActiveState)/$(prop SubState)" = active/running ] || fail "not active/running after start"
+[ -n "$(prop StatusText)" ] || fail "no STATUS= text"
+in_guest sh -c '[ -n "$(ls -A /var/lib/renewd)" ]' || fail "READY=1 before the store exists"
+pid=$(prop MainPID)
+[ "$(in_guest ps -o user= -p "$pid")" = renewd ] || fail "main process does not run as renewd"
+caps=$(in_guest sed -n 's/^CapEff:\s*//p' "/proc/$pid/status")
+[ "$caps" = 0000000000000400 ] || fail "effective capabilities $caps, want CAP_NET_BIND_SERVICE only"
+ok "systemctl start: active after READY=1; STATUS='$(prop StatusText)'; user renewd, CapEff $caps"
+
+# --- a certificate is issued and the deploy hook ran -------------------------------------------
+status_of() { rd status --json | in_guest jq -er --arg n "$1" --arg f "$2" '.[] | select(.name == $n) | .[$f]'; }
+is_valid() { [ "$(status_of "$1" state)" = valid ]; }
+reloaded_since() { [ "$(reloads nginx)" -gt "$1" ]; }
+wait_until 120 "certificate www issued" is_valid www
+live=/var/lib/renewd/certs/www/live
+for f in cert chain fullchain privkey; do
+  in_guest test -s "$live/$f.pem" || fail "missing $live/$f.pem"
+done
+[ "$(in_guest stat -L -c '%a %U' "$live/privkey.pem")" = "600 renewd" ] || fail "privkey.pem not 0600 renewd"
+mkdir -p "$work/out"
+for f in cert privkey; do in_guest cat "$live/$f.pem" >"$work/out/$f.pem"; done
+grep -q 'DNS:www.e2e.test' <<<"$(openssl x509 -in "$work/out/cert.pem" -noout -ext subjectAltName)" ||
+  fail "issued certificate lacks www.e2e.test"
+[ "$(openssl x509 -in "$work/out/cert.pem" -noout -pubkey)" = "$(openssl pkey -in "$work/out/privkey.pem" -pubout)" ] ||
+  fail "certificate and privkey.pem do not match"
+hex() { tr 'A-F' 'a-f' | sed 's/^0*//'; }
+serial=$(status_of www serial | hex)
+[ "$serial" = "$(openssl x509 -in "$work/out/cert.pem" -noout -serial | cut -d= -f2 | hex)" ] ||
+  fail "status serial $serial does not match the installed certificate"
+wait_until 30 "the deploy hook reloading nginx" reloaded_since "$nginx_reloads"
+ok "certificate www issued (serial $serial), live/ complete, privkey 0600; deploy hook reloaded nginx"
+
+# --- structured journal fields ---------------------------------------------------------------
+journal_has_cert() { [ -n "$(in_guest journalctl -b -u "$UNIT" CERT_NAME=www -o json --no-pager)" ]; }
+wait_until 10 "journal entries with CERT_NAME=www" journal_has_cert
+in_guest journalctl -b -u "$UNIT" CERT_NAME=www -o json --no-pager >"$work/journal.json"
+n=$(wc -l <"$work/journal.json")
+in_guest jq -e -s 'all(.[]; .CERT_NAME == "www" and ._SYSTEMD_UNIT == "renewd.service")' \
+  <"$work/journal.json" >/dev/null || fail "journal entries without CERT_NAME/_SYSTEMD_UNIT"
+in_guest jq -e -s 'any(.[]; .CA == "zerossl")' <"$work/journal.json" >/dev/null ||
+  fail "no journal entry for www carries CA=zerossl"
+ok "journalctl -u $UNIT CERT_NAME=www -o json: $n entries with CERT_NAME, CA fields"
+
+# --- reload: a good config is taken, a bad one is refused and the old one kept ----------------
+restarts=$(prop NRestarts)
+nginx_reloads=$(reloads nginx)
+write_config www mail
+rd check || fail "renewd check rejected the two-certificate config"
+in_guest systemctl reload "$UNIT"
+wait_until 120 "certificate mail issued after reload" is_valid mail
+[ "$(prop MainPID)" = "$pid" ] && [ "$(prop NRestarts)" = "$restarts" ] || fail "reload restarted the daemon"
+wait_until 30 "the deploy hook for mail" reloaded_since "$nginx_reloads"
+ok "systemctl reload with a new certificate: same PID $pid, mail issued, deploy hook ran"
+
+in_guest cp /etc/renewd/renewd.toml /root/renewd.toml.good
+in_guest sh -c 'printf "state_dir = \"/var/lib/renewd\"\n[[cert]]\nname = \n" > /etc/renewd/renewd.toml'
+rc=0
+err=$(rd check 2>&1 >/dev/null) || rc=$?
+[ "$rc" = 78 ] || fail "renewd check on a broken config exited $rc, want 78"
+grep -qE '^/etc/renewd/renewd.toml:[0-9]+:[0-9]+: ' <<<"$err" || fail "renewd check error not PATH:LINE:COL: $err"
+cursor=$(journal_cursor)
+in_guest systemctl reload "$UNIT"
+error_logged() { [ -n "$(in_guest journalctl -u "$UNIT" --after-cursor="$cursor" -p err -o cat --no-pager)" ]; }
+wait_until 20 "an error logged for the bad config" error_logged
+is_active() { [ "$(prop ActiveState)" = active ]; }
+wait_until 20 "back to active after the refused reload" is_active
+[ "$(prop MainPID)" = "$pid" ] || fail "a bad config killed the daemon"
+is_valid www || fail "status after the refused reload"
+in_guest cp /root/renewd.toml.good /etc/renewd/renewd.toml
+in_guest systemctl reload "$UNIT"
+wait_until 20 "active after restoring the config" is_active
+ok "systemctl reload with a broken config: check exits 78 with PATH:LINE:COL, error logged, old config kept"
+
+# --- watchdog: a stopped main process is killed and restarted, and the daemon resumes ---------
+restarts=$(prop NRestarts)
+serial_before=$(status_of www serial)
+cursor=$(journal_cursor)
+in_guest kill -STOP "$pid"
+restarted() { [ "$(prop NRestarts)" -gt "$restarts" ] && [ "$(prop ActiveState)" = active ] &&
+  [ "$(prop MainPID)" != "$pid" ] && [ "$(prop MainPID)" != 0 ]; }
+wait_until 60 "watchdog kill and restart" restarted
+grep -q 'Watchdog timeout' <<<"$(in_guest journalctl -u "$UNIT" --after-cursor="$cursor" --no-pager)" ||
+  fail "no 'Watchdog timeout' in the journal"
+pid=$(prop MainPID)
+is_valid www && is_valid mail || fail "certificates not valid after the restart"
+[ "$(status_of www serial)" = "$serial_before" ] || fail "the restart re-issued www"
+ok "watchdog: SIGSTOP -> killed and restarted (NRestarts=$(prop NRestarts), new PID $pid), resumed without re-issuing"
+
+# --- stop: clean exit 0 ----------------------------------------------------------------------
+cursor=$(journal_cursor)
+in_guest systemctl stop "$UNIT"
+[ "$(prop ActiveState)" = inactive ] && [ "$(prop Result)" = success ] && [ "$(prop ExecMainStatus)" = 0 ] ||
+  fail "stop: state $(prop ActiveState), result $(prop Result), status $(prop ExecMainStatus)"
+if grep -qE 'SIGKILL|timed out' <<<"$(in_guest journalctl -u "$UNIT" --after-cursor="$cursor" --no-pager)"; then
+  fail "stop needed SIGKILL"
+fi
+ok "systemctl stop: exit 0 after SIGTERM, no kill"
+
+score=$(in_guest systemd-analyze security "$UNIT" --no-pager --threshold=20 |
+  sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\) .*/\1/p') ||
+  fail "systemd-analyze security $UNIT: above 2.0"
+ok "guest: systemd-analyze security $UNIT: $score"
+
+# --- purge: the state goes, the user stays ----------------------------------------------------
+in_guest dpkg --purge renewd >/dev/null
+in_guest test ! -e /var/lib/renewd || fail "purge left /var/lib/renewd"
+in_guest test ! -e /lib/systemd/system/renewd.service || fail "purge left the unit"
+in_guest getent passwd renewd >/dev/null || fail "purge removed the renewd user"
+ok "dpkg --purge: state directory and unit removed, user kept"
+
 echo "timing: rootfs $NSPAWN_SETUP_KIND ${NSPAWN_SETUP_SECONDS} s, boot ${NSPAWN_BOOT_SECONDS} s"
