@@ -144,7 +144,9 @@ nspawn_boot() {
   NSPAWN_LOGDIR=$(mktemp -d /tmp/renewd-e2e.XXXXXX)
   # A caller with an EXIT trap of its own must call nspawn_teardown from it.
   [ -n "$(trap -p EXIT)" ] || trap nspawn_teardown EXIT
-  local h hierarchies t0 state
+  trap 'exit 130' INT HUP    # so that the EXIT trap runs on these too
+  trap 'exit 143' TERM
+  local h hierarchies t0 state left
   hierarchies=$(nspawn_hierarchies)
   for h in $hierarchies; do mkdir -p "$h/$NSPAWN_CGROUP"; done
   t0=$EPOCHREALTIME
@@ -165,7 +167,9 @@ nspawn_boot() {
     if [ -n "$NSPAWN_LEADER" ]; then
       # --wait blocks until boot has finished; it fails while the guest's manager is not
       # reachable yet, so keep asking until the deadline.
-      state=$(in_guest systemctl is-system-running --wait 2>/dev/null || true)
+      left=$((NSPAWN_BOOT_TIMEOUT - $(nspawn_elapsed "$t0" | cut -d. -f1)))
+      state=$(timeout "$((left > 1 ? left : 1))" nsenter -t "$NSPAWN_LEADER" -a \
+        systemctl is-system-running --wait 2>/dev/null || true)
       case $state in
         running) break ;;
         degraded)
