@@ -203,11 +203,11 @@ in_guest_install() {
 # Stop the guest and remove every trace: nspawn, its cgroups, the log dir. Runs on EXIT,
 # also after a failure, so it never fails itself.
 nspawn_teardown() {
-  local rc=$? h i
+  local rc=$? h
   set +e
   if [ -n "$NSPAWN_PID" ] && kill -0 "$NSPAWN_PID" 2>/dev/null; then
     kill -TERM "$NSPAWN_PID"          # nspawn asks the guest to halt cleanly (SIGRTMIN+3)
-    for i in $(seq 150); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 150); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$NSPAWN_PID" 2>/dev/null; then
       nspawn_log "guest did not halt in 15 s: killing"
       kill -KILL "$NSPAWN_PID"
