@@ -199,9 +199,22 @@ if [ -z "$deb" ]; then
   exit 0
 fi
 
-# --- install ----------------------------------------------------------------------------------
+# --- install, from a clean slate: undo part 1's hand installation first -----------------------
+in_guest systemctl stop nginx.service e2e-other.service
+in_guest rm -f /lib/systemd/system/renewd.service /usr/lib/sysusers.d/renewd.conf \
+  /usr/lib/tmpfiles.d/renewd.conf /usr/share/polkit-1/rules.d/50-renewd-reload.rules
+in_guest rm -rf /var/lib/renewd /etc/renewd
+in_guest userdel renewd
+in_guest sh -c '! getent group renewd >/dev/null || groupdel renewd'
+in_guest systemctl daemon-reload
+in_guest systemctl start nginx.service e2e-other.service
+
 cp "$deb" "$work/renewd.deb"
 in_guest dpkg -i /mnt/work/renewd.deb >/dev/null
+in_guest getent passwd renewd >/dev/null || fail "postinst did not create user renewd"
+check_dir /var/lib/renewd 700 renewd:renewd
+check_dir /etc/renewd 750 root:renewd
+check_dir /etc/renewd/credentials 700 root:root
 for f in lib/systemd/system/renewd.service usr/lib/sysusers.d/renewd.conf \
     usr/lib/tmpfiles.d/renewd.conf usr/share/polkit-1/rules.d/50-renewd-reload.rules; do
   in_guest dpkg -S "/$f" >/dev/null || fail "the .deb does not own /$f"
@@ -212,7 +225,7 @@ grep -q ' /etc/renewd/renewd.toml ' <<<"$(in_guest dpkg-query -W -f='${Conffiles
 check_dir /etc/renewd/renewd.toml 640 root:renewd
 [ "$(in_guest systemctl is-enabled renewd.service || true)" = disabled ] || fail "installed enabled"
 [ "$(prop ActiveState)" = inactive ] || fail "the package started the daemon"
-ok "dpkg -i: files in place, conffile 0640 root:renewd, service neither enabled nor started"
+ok "dpkg -i: user and directories created, conffile 0640 root:renewd, service neither enabled nor started"
 
 out=$(in_guest systemd-analyze verify /lib/systemd/system/renewd.service 2>&1) || true
 [ -z "$out" ] || fail "systemd-analyze verify renewd.service in the guest printed: $out"
@@ -367,6 +380,15 @@ is_valid www && is_valid mail || fail "certificates not valid after the restart"
 [ "$(status_of www serial)" = "$serial_before" ] || fail "the restart re-issued www"
 ok "watchdog: SIGSTOP -> killed and restarted (NRestarts=$(prop NRestarts), new PID $pid), resumed without re-issuing"
 
+# --- upgrade while running: postinst restarts the daemon -----------------------------------------
+restarts=$(prop NRestarts)
+in_guest dpkg -i /mnt/work/renewd.deb >/dev/null
+upgraded() { [ "$(prop ActiveState)" = active ] && [ "$(prop MainPID)" != "$pid" ] && [ "$(prop MainPID)" != 0 ]; }
+wait_until 30 "the daemon restarted by the upgrade" upgraded
+pid=$(prop MainPID)
+is_valid www || fail "status after the upgrade"
+ok "dpkg -i over a running daemon (upgrade): restarted, PID $pid, certificates kept"
+
 # --- stop: clean exit 0 ----------------------------------------------------------------------
 cursor=$(journal_cursor)
 in_guest systemctl stop "$UNIT"
@@ -387,6 +409,7 @@ in_guest dpkg --purge renewd >/dev/null
 in_guest test ! -e /var/lib/renewd || fail "purge left /var/lib/renewd"
 in_guest test ! -e /lib/systemd/system/renewd.service || fail "purge left the unit"
 in_guest getent passwd renewd >/dev/null || fail "purge removed the renewd user"
-ok "dpkg --purge: state directory and unit removed, user kept"
+in_guest test -f /etc/renewd/credentials/zerossl.eab || fail "purge removed the administrator's credential"
+ok "dpkg --purge: state directory and unit removed; user and the administrator's credential kept"
 
 echo "timing: rootfs $NSPAWN_SETUP_KIND ${NSPAWN_SETUP_SECONDS} s, boot ${NSPAWN_BOOT_SECONDS} s"
