@@ -43,6 +43,10 @@ on_exit() {
     in_guest systemctl status "$UNIT" --no-pager -l >&2
     echo "---- journalctl -u $UNIT" >&2
     in_guest journalctl -b -u "$UNIT" --no-pager -n 200 >&2
+    if [ "$(in_guest systemctl show -P LoadState e2e-pebble.service)" = loaded ]; then
+      echo "---- journalctl -u e2e-pebble (last 30)" >&2
+      in_guest journalctl -b -u e2e-pebble.service --no-pager -n 30 >&2
+    fi
     echo "---- failed units" >&2
     in_guest systemctl --failed --no-pager >&2
   fi
@@ -286,6 +290,8 @@ write_config() { # write_config CERT-NAME... : one [[cert]] per name, domain NAM
   } | in_guest install -m 0640 -g renewd /dev/stdin /etc/renewd/renewd.toml
 }
 write_config www
+# as the operator would: as user renewd, outside the service (so without the credential,
+# which only systemd can read)
 rd check || fail "renewd check rejected the e2e config"
 ok "renewd check (as user renewd): config valid"
 
@@ -318,7 +324,7 @@ grep -q 'DNS:www.e2e.test' <<<"$(openssl x509 -in "$work/out/cert.pem" -noout -e
 [ "$(openssl x509 -in "$work/out/cert.pem" -noout -pubkey)" = "$(openssl pkey -in "$work/out/privkey.pem" -pubout)" ] ||
   fail "certificate and privkey.pem do not match"
 hex() { tr 'A-F' 'a-f' | sed 's/^0*//'; }
-serial=$(status_of www serial | hex)
+serial=$(status_of www serial | hex) || fail "no serial for www in status --json"
 [ "$serial" = "$(openssl x509 -in "$work/out/cert.pem" -noout -serial | cut -d= -f2 | hex)" ] ||
   fail "status serial $serial does not match the installed certificate"
 wait_until 30 "the deploy hook reloading nginx" reloaded_since "$nginx_reloads"
@@ -367,7 +373,7 @@ ok "systemctl reload with a broken config: check exits 78 with PATH:LINE:COL, er
 
 # --- watchdog: a stopped main process is killed and restarted, and the daemon resumes ---------
 restarts=$(prop NRestarts)
-serial_before=$(status_of www serial)
+serial_before=$(status_of www serial) || fail "no serial for www in status --json"
 cursor=$(journal_cursor)
 in_guest kill -STOP "$pid"
 restarted() { [ "$(prop NRestarts)" -gt "$restarts" ] && [ "$(prop ActiveState)" = active ] &&
