@@ -125,6 +125,7 @@ impl CertStore {
     ) -> Result<Installed, StoreError> {
         let cert_dir = self.cert_dir(name);
         let archive = cert_dir.join("archive");
+        fsio::ensure_dir(fsio::parent_of(&self.root), 0o700)?;
         fsio::ensure_dir(&self.root, 0o755)?;
         fsio::ensure_dir(&cert_dir, 0o755)?;
         fsio::ensure_dir(&archive, 0o700)?;

@@ -116,3 +116,60 @@ impl PendingKeys {
         Ok(removed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use chrono::Utc;
+    use renewd_core::CaName;
+
+    use super::*;
+    use crate::sqlite::{SqliteOptions, SqliteStore};
+
+    #[test]
+    fn keys_are_private_unique_and_cleared_with_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in(dir.path(), SqliteOptions::default()).unwrap();
+        let keys = PendingKeys::new(dir.path());
+        let www = CertName::new("www").unwrap();
+        let a = keys.write(&www, "KEY A").unwrap();
+        let b = keys.write(&www, "KEY B").unwrap();
+        assert_ne!(a, b, "a new key never overwrites another");
+        assert_eq!(
+            fs::metadata(&a).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(keys.dir()).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let order = PendingOrder {
+            ca: CaName::new("z").unwrap(),
+            account_url: "https://z/acct/1".into(),
+            order_url: "https://z/order/1".into(),
+            key_path: b.clone(),
+            csr_der: vec![1, 2, 3],
+            // Stored times keep milliseconds.
+            created_at: chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis())
+                .unwrap(),
+        };
+        store.set_pending_order(&www, &order).unwrap();
+        assert_eq!(keys.read(&order).unwrap(), "KEY B");
+
+        // A fresh orphan is spared (its order may be about to be recorded); an old one goes.
+        assert!(
+            keys.remove_orphans(&store, Duration::from_secs(3600))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(keys.remove_orphans(&store, Duration::ZERO).unwrap(), [a]);
+        assert!(b.exists(), "the recorded order's key stays");
+
+        assert_eq!(keys.clear(&store, &www).unwrap(), Some(order));
+        assert!(!b.exists());
+        assert_eq!(store.cert_state(&www).unwrap().unwrap().pending, None);
+        assert_eq!(keys.clear(&store, &www).unwrap(), None);
+        keys.remove(&b).unwrap();
+    }
+}

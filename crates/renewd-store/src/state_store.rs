@@ -18,7 +18,8 @@ use crate::records::{
 ///
 /// Methods are synchronous: the embedded backend answers in microseconds. Async callers that
 /// must not block a runtime thread may wrap calls in `spawn_blocking`. Every method is one
-/// transaction: it happens entirely or not at all, also across a crash.
+/// transaction: it happens entirely or not at all, also across a crash. Times are kept to
+/// the millisecond.
 pub trait StateStore: Send + Sync + std::fmt::Debug {
     // --- the failure ledger -------------------------------------------------------------
 

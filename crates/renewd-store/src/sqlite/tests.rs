@@ -67,6 +67,23 @@ fn outcome(ca_name: &str, cert_name: Option<&str>, class: OutcomeClass, at: i64)
 }
 
 #[test]
+fn the_store_is_shareable_as_a_trait_object() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<SqliteStore>();
+    let f = fixture();
+    let shared: Arc<dyn StateStore> = Arc::new(f.store);
+    let worker = Arc::clone(&shared);
+    thread::spawn(move || {
+        worker
+            .append_outcome(&outcome("z", None, OutcomeClass::Ok, 0))
+            .unwrap();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(shared.ledger(&LedgerQuery::all()).unwrap().len(), 1);
+}
+
+#[test]
 fn ledger_queries_filter_and_come_newest_first() {
     let f = fixture();
     let s = &f.store;
