@@ -201,7 +201,9 @@ impl CertStore {
 
     /// Removes what interrupted installs left in every certificate's directory: temp
     /// symlinks, temp version directories, and incomplete versions `live` does not use.
-    /// Returns the removed paths. Meant for startup, before anything installs.
+    /// Returns the removed paths. Meant for the daemon's start, before it takes work: an
+    /// install running meanwhile in another process (`renewd renew`) would lose its temp
+    /// directory and fail (its live set stays intact).
     pub fn recover(&self) -> Result<Vec<PathBuf>, StoreError> {
         let entries = match fs::read_dir(&self.root) {
             Ok(e) => e,

@@ -36,6 +36,17 @@ pub enum StoreError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// The database file could not be opened (missing directory, permissions, not a
+    /// database). Retrying cannot help until the path is fixed.
+    #[error("cannot open the state database {path}: {source}")]
+    OpenDatabase {
+        /// The database file.
+        path: PathBuf,
+        /// The backend's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// The database was written by a newer renewd with a schema this build does not know.
     /// Retrying cannot help: upgrade renewd (or restore a backup of the state directory).
     #[error(

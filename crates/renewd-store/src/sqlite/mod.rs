@@ -76,10 +76,11 @@ impl SqliteStore {
     /// Opens (creating when needed) the database at `path` read-write, migrating an older
     /// schema in one transaction; a newer schema is refused ([`StoreError::SchemaTooNew`]).
     pub fn open(path: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
-        let mut conn = Connection::open(path).map_err(StoreError::db("opening the database"))?;
-        configure(&conn, options.busy_timeout)?;
+        let mut conn = Connection::open(path).map_err(open_error(path))?;
+        configure(&conn, path, options.busy_timeout)?;
+        // The first statement reads the file: a file that is not a database fails here.
         conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
-            .map_err(StoreError::db("switching to WAL"))?;
+            .map_err(open_error(path))?;
         schema::migrate_to(&mut conn, path, schema::LATEST)?;
         Ok(Self::from_conn(conn, path, options))
     }
@@ -90,10 +91,12 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
-        let conn = Connection::open_with_flags(path, flags)
-            .map_err(StoreError::db("opening the database read-only"))?;
-        configure(&conn, options.busy_timeout)?;
-        let found = schema::user_version(&conn)?;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_error(path))?;
+        configure(&conn, path, options.busy_timeout)?;
+        let found: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(open_error(path))?;
+        let found = u32::try_from(found).unwrap_or(u32::MAX);
         if found > schema::LATEST {
             return Err(StoreError::SchemaTooNew {
                 path: path.to_path_buf(),
@@ -191,11 +194,18 @@ impl SqliteStore {
     }
 }
 
-fn configure(conn: &Connection, busy_timeout: Duration) -> Result<(), StoreError> {
-    conn.busy_timeout(busy_timeout)
-        .map_err(StoreError::db("setting the busy timeout"))?;
+fn open_error(path: &Path) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+    move |e| StoreError::OpenDatabase {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    }
+}
+
+/// Settings every connection gets; part of opening, so errors name the file.
+fn configure(conn: &Connection, path: &Path, busy_timeout: Duration) -> Result<(), StoreError> {
+    conn.busy_timeout(busy_timeout).map_err(open_error(path))?;
     conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(StoreError::db("setting synchronous=FULL"))?;
+        .map_err(open_error(path))?;
     Ok(())
 }
 

@@ -139,6 +139,32 @@ fn migrates_a_version_1_database_keeping_its_data() {
 }
 
 #[test]
+fn open_errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no/such/dir/state.db");
+    let not_a_db = dir.path().join("junk.db");
+    std::fs::write(&not_a_db, vec![0x55; 8192]).unwrap();
+    for (path, read_only) in [
+        (&missing, false),
+        (&missing, true),
+        (&not_a_db, false),
+        (&not_a_db, true),
+    ] {
+        let result = if read_only {
+            SqliteStore::open_read_only(path, SqliteOptions::default())
+        } else {
+            SqliteStore::open(path, SqliteOptions::default())
+        };
+        let err = result.unwrap_err();
+        assert!(matches!(err, StoreError::OpenDatabase { .. }), "{err}");
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn a_newer_schema_is_refused_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
