@@ -1,0 +1,167 @@
+//! The CA health and account tables.
+
+use renewd_core::CaName;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::codec::{Col, count, dur_ms_opt, ms, ms_opt, path_buf, path_text};
+use crate::error::StoreError;
+use crate::records::{AccountRecord, CaHealth};
+
+const SELECT_HEALTH: &str = "SELECT ca, circuit, consecutive_failures, open_until_ms, cooldown_ms, \
+    last_probe_ms, last_probe_ok, last_probe_latency_ms FROM ca_health";
+
+type RawHealth = (
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<bool>,
+    Option<i64>,
+);
+
+fn read_health(r: &Row<'_>) -> rusqlite::Result<RawHealth> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+fn decode_health(raw: RawHealth) -> Result<CaHealth, StoreError> {
+    let (ca, circuit, failures, open_until, cooldown, probe, probe_ok, probe_latency) = raw;
+    let col = |c| Col::new("ca_health", c);
+    Ok(CaHealth {
+        ca: col("ca").parse(&ca)?,
+        circuit: col("circuit").parse(&circuit)?,
+        consecutive_failures: col("consecutive_failures").count(failures)?,
+        open_until: col("open_until_ms").time_opt(open_until)?,
+        cooldown: col("cooldown_ms").duration_opt(cooldown)?,
+        last_probe: col("last_probe_ms").time_opt(probe)?,
+        last_probe_ok: probe_ok,
+        last_probe_latency: col("last_probe_latency_ms").duration_opt(probe_latency)?,
+    })
+}
+
+pub(super) fn get(conn: &Connection, ca: &CaName) -> Result<Option<CaHealth>, StoreError> {
+    conn.prepare_cached(&format!("{SELECT_HEALTH} WHERE ca = ?1"))
+        .and_then(|mut st| st.query_row(params![ca.as_str()], read_health).optional())
+        .map_err(StoreError::db("reading a CA's health"))?
+        .map(decode_health)
+        .transpose()
+}
+
+pub(super) fn all(conn: &Connection) -> Result<Vec<CaHealth>, StoreError> {
+    conn.prepare_cached(&format!("{SELECT_HEALTH} ORDER BY ca"))
+        .and_then(|mut st| {
+            st.query_map([], read_health)?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(StoreError::db("reading CA health"))?
+        .into_iter()
+        .map(decode_health)
+        .collect()
+}
+
+pub(super) fn put(conn: &Connection, h: &CaHealth) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO ca_health (ca, circuit, consecutive_failures, open_until_ms, \
+         cooldown_ms, last_probe_ms, last_probe_ok, last_probe_latency_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            h.ca.as_str(),
+            h.circuit.as_str(),
+            count(h.consecutive_failures),
+            ms_opt(h.open_until),
+            dur_ms_opt(h.cooldown),
+            ms_opt(h.last_probe),
+            h.last_probe_ok,
+            dur_ms_opt(h.last_probe_latency),
+        ])
+    })
+    .map_err(StoreError::db("writing a CA's health"))?;
+    Ok(())
+}
+
+const SELECT_ACCOUNT: &str = "SELECT ca, url, key_path, eab_kid, contact, created_ms FROM account";
+
+type RawAccount = (String, String, String, Option<String>, String, i64);
+
+fn read_account(r: &Row<'_>) -> rusqlite::Result<RawAccount> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn decode_account(raw: RawAccount) -> Result<AccountRecord, StoreError> {
+    let (ca, url, key_path, eab_kid, contact, created) = raw;
+    let col = |c| Col::new("account", c);
+    let contact: Vec<String> =
+        serde_json::from_str(&contact).map_err(|e| col("contact").corrupt(&contact, e))?;
+    Ok(AccountRecord {
+        ca: col("ca").parse(&ca)?,
+        url,
+        key_path: path_buf(key_path),
+        eab_kid,
+        contact,
+        created: col("created_ms").time(created)?,
+    })
+}
+
+pub(super) fn get_account(
+    conn: &Connection,
+    ca: &CaName,
+) -> Result<Option<AccountRecord>, StoreError> {
+    conn.prepare_cached(&format!("{SELECT_ACCOUNT} WHERE ca = ?1"))
+        .and_then(|mut st| st.query_row(params![ca.as_str()], read_account).optional())
+        .map_err(StoreError::db("reading an account"))?
+        .map(decode_account)
+        .transpose()
+}
+
+pub(super) fn all_accounts(conn: &Connection) -> Result<Vec<AccountRecord>, StoreError> {
+    conn.prepare_cached(&format!("{SELECT_ACCOUNT} ORDER BY ca"))
+        .and_then(|mut st| {
+            st.query_map([], read_account)?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(StoreError::db("reading accounts"))?
+        .into_iter()
+        .map(decode_account)
+        .collect()
+}
+
+pub(super) fn put_account(conn: &Connection, a: &AccountRecord) -> Result<(), StoreError> {
+    let key_path = path_text(&a.key_path)?;
+    // A Vec<String> always serialises.
+    let contact = serde_json::to_string(&a.contact).unwrap_or_else(|_| "[]".into());
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO account (ca, url, key_path, eab_kid, contact, created_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            a.ca.as_str(),
+            a.url,
+            key_path,
+            a.eab_kid,
+            contact,
+            ms(a.created),
+        ])
+    })
+    .map_err(StoreError::db("writing an account"))?;
+    Ok(())
+}
