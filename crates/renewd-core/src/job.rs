@@ -107,6 +107,38 @@ impl RenewalJob {
     }
 }
 
+/// What the scheduler sends the issuance pool. The scheduler never calls the issuer: they
+/// share only these messages and the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Work {
+    /// Obtain a fresh certificate.
+    Renew(RenewalJob),
+    /// Fetch the ARI renewalInfo of the installed certificate and store the window.
+    AriCheck(CertName),
+}
+
+impl Work {
+    /// The certificate the work is for.
+    pub fn cert(&self) -> &CertName {
+        match self {
+            Work::Renew(job) => &job.cert,
+            Work::AriCheck(cert) => cert,
+        }
+    }
+}
+
+/// What the issuance pool sends back when a piece of [`Work`] ends, however it ended. The
+/// outcome itself is in the store (certificate state, ledger); the scheduler re-reads it and
+/// computes the certificate's next deadline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkDone {
+    /// The certificate.
+    pub cert: CertName,
+    /// Whether the work was a renewal (`true`) or an ARI check.
+    pub was_renewal: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

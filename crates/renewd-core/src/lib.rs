@@ -14,8 +14,11 @@
 //! - [`RequestOutcome`]: one ACME request's result, as the ledger stores it.
 //! - [`Urgency`], [`RenewalJob`], [`RenewalReason`]: what the scheduler hands the workers.
 //! - [`KeyType`], [`ChallengeType`]: the choices a certificate's config makes.
+//! - [`Work`], [`WorkDone`]: the messages between the scheduler and the issuance pool.
+//! - [`Backoff`]: the per-certificate back-off steps after failures.
 //! - [`Clock`]: where "now" comes from, so tests control time.
 
+mod backoff;
 mod clock;
 mod failure;
 mod job;
@@ -23,9 +26,10 @@ mod kinds;
 mod names;
 mod outcome;
 
+pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use failure::{FailureClass, OutcomeClass, Step, UnknownLabel};
-pub use job::{RenewalJob, RenewalReason, Urgency};
+pub use job::{RenewalJob, RenewalReason, Urgency, Work, WorkDone};
 pub use kinds::{ChallengeType, KeyType};
 pub use names::{CaName, CertName, DomainName, NameError};
 pub use outcome::RequestOutcome;
