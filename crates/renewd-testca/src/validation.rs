@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::rt::TokioIo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
@@ -101,8 +101,11 @@ async fn http01(task: &ValidationTask) -> Result<(), Problem> {
     Ok(())
 }
 
-/// Accepts any certificate but still checks the handshake signatures: the tls-alpn-01
-/// certificate is self-signed by design, and what matters is its content.
+/// Accepts any certificate but still checks the handshake signature: the tls-alpn-01
+/// certificate is self-signed by design, and what matters is its content. Its critical
+/// acmeIdentifier extension makes webpki refuse to parse it, so the signature is checked
+/// against the key x509-parser finds, which rustls supports for TLS 1.3 only — hence the
+/// validator speaks TLS 1.3.
 #[derive(Debug)]
 struct AnyCertificate(Arc<CryptoProvider>);
 
@@ -120,16 +123,14 @@ impl ServerCertVerifier for AnyCertificate {
 
     fn verify_tls12_signature(
         &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        // Unreachable: the validator's config offers TLS 1.3 only.
+        Err(rustls::Error::General(
+            "tls-alpn-01 validation speaks TLS 1.3 only".to_owned(),
+        ))
     }
 
     fn verify_tls13_signature(
@@ -138,9 +139,13 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
+        let (_, parsed) = x509_parser::parse_x509_certificate(cert).map_err(|_| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+        })?;
+        let spki = SubjectPublicKeyInfoDer::from(parsed.public_key().raw);
+        rustls::crypto::verify_tls13_signature_with_raw_key(
             message,
-            cert,
+            &spki,
             dss,
             &self.0.signature_verification_algorithms,
         )
@@ -161,7 +166,7 @@ async fn tls_alpn01(task: &ValidationTask) -> Result<(), Problem> {
         .ok_or_else(|| problem("connection", "no tls-alpn-01 port configured"))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| problem("serverInternal", format!("TLS setup: {e}")))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
