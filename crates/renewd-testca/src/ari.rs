@@ -64,9 +64,14 @@ impl SuggestedWindow {
     /// A window that opened `ago` and stays open for `length` from now: "renew now".
     pub fn open_now(ago: Duration, length: Duration) -> Self {
         let now = Utc::now();
+        let delta = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
         SuggestedWindow {
-            start: now - chrono::Duration::from_std(ago).unwrap_or_default(),
-            end: now + chrono::Duration::from_std(length).unwrap_or_default(),
+            start: now
+                .checked_sub_signed(delta(ago))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+            end: now
+                .checked_add_signed(delta(length))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
         }
     }
 

@@ -73,7 +73,9 @@ impl FaultEngine {
     pub fn garbage(&mut self) -> Bytes {
         let len = self.rng.usize(32..256);
         let mut bytes: Vec<u8> = (0..len).map(|_| self.rng.u8(..)).collect();
-        bytes[0] = 0xff;
+        if let Some(first) = bytes.first_mut() {
+            *first = 0xff;
+        }
         Bytes::from(bytes)
     }
 }

@@ -81,7 +81,7 @@ fn millis(d: Duration) -> u64 {
 
 /// Whole seconds, rounded up: a `Retry-After` never promises less than was asked for.
 pub(crate) fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
 impl TryFrom<RawRule> for Rule {
@@ -473,6 +473,21 @@ body = "garbage"
         assert!(e.contains("sede"), "{e}");
         let e = error_of("[[rule]]\nendpoint = \"directory\"\naction = \"bad_nonce\"\n");
         assert!(e.contains("cannot apply"), "{e}");
+    }
+
+    #[test]
+    fn every_shipped_example_plan_parses() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fault-plans");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("fault-plans/") {
+            let path = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("readable");
+            let plan = FaultPlan::from_toml_str(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(!plan.rules.is_empty(), "{}", path.display());
+            seen += 1;
+        }
+        assert!(seen >= 2);
     }
 
     #[test]

@@ -159,9 +159,10 @@ impl Authority {
     ) -> Result<Issued, Problem> {
         let key = SubjectPublicKeyInfo::from_der(spki_der)
             .map_err(|_| Problem::bad_csr("unsupported public key in CSR"))?;
-        let not_after = not_before
-            + chrono::Duration::from_std(validity)
-                .map_err(|_| Problem::server_internal("validity out of range"))?;
+        let not_after = chrono::Duration::from_std(validity)
+            .ok()
+            .and_then(|v| not_before.checked_add_signed(v))
+            .ok_or_else(|| Problem::server_internal("validity out of range"))?;
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
         if let Some(first) = names.first().filter(|n| n.len() <= 64) {
@@ -236,5 +237,65 @@ pub(crate) fn normalize_serial(serial: &str) -> String {
         format!("0{trimmed}")
     } else {
         trimmed.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::SubsecRound;
+    use rcgen::{KeyPair, PublicKeyData};
+
+    use super::*;
+
+    #[test]
+    fn leaves_carry_the_names_validity_and_a_cert_id() {
+        let ca = Authority::generate().expect("authority");
+        let key = KeyPair::generate().expect("key");
+        let now = Utc::now().trunc_subsecs(0);
+        let names = vec!["a.example".to_owned(), "*.b.example".to_owned()];
+        let issued = ca
+            .issue(
+                &key.subject_public_key_info(),
+                &names,
+                now,
+                Duration::from_secs(3600),
+            )
+            .expect("issued");
+        assert_eq!(
+            issued.not_after - issued.not_before,
+            chrono::Duration::hours(1)
+        );
+        assert_eq!(issued.chains.len(), 2);
+        let (_, cert) = x509_parser::parse_x509_certificate(&issued.der).expect("parses");
+        assert_eq!(cert.validity().not_before.timestamp(), now.timestamp());
+        assert_eq!(hex(cert.tbs_certificate.raw_serial()), issued.serial_hex);
+        assert!(issued.cert_id.contains('.'));
+    }
+
+    #[test]
+    fn absurd_validity_is_an_error_not_a_panic() {
+        let ca = Authority::generate().expect("authority");
+        let key = KeyPair::generate().expect("key");
+        let names = vec!["a.example".to_owned()];
+        for secs in [u64::MAX, 10u64.pow(12)] {
+            let r = ca.issue(
+                &key.subject_public_key_info(),
+                &names,
+                Utc::now(),
+                Duration::from_secs(secs),
+            );
+            assert!(r.is_err(), "{secs} s");
+        }
+    }
+
+    #[test]
+    fn serials_print_and_compare_as_hex() {
+        assert_eq!(hex(&[0x00, 0x87, 0x65]), "8765");
+        assert_eq!(hex(&[0x0a, 0xbc]), "0abc");
+        assert_eq!(normalize_serial("0A:BC"), "0abc");
+        assert_eq!(normalize_serial("abc"), "0abc");
+        assert_eq!(normalize_serial("00:87:65"), "8765");
     }
 }

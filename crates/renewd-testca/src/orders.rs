@@ -253,7 +253,11 @@ pub(crate) fn finalize(ca: &Arc<Ca>, req: &Incoming, id: u64) -> Result<Reply, P
     let (delay, retry_after) = req
         .hold
         .unwrap_or((ca.config.processing_time, ca.config.poll_retry_after));
-    let ready_at = tokio::time::Instant::now() + delay;
+    let now = tokio::time::Instant::now();
+    // A plan may ask for "forever"; a century is as good and does not overflow.
+    let ready_at = now
+        .checked_add(delay)
+        .unwrap_or(now + std::time::Duration::from_secs(100 * 365 * 24 * 3600));
     if let Some(order) = state.orders.get_mut(&id) {
         order.status = OrderStatus::Processing;
         order.processing = Some(Processing {
