@@ -185,9 +185,6 @@ pub(crate) fn key_change(ca: &Ca, req: &Incoming) -> Result<Reply, Problem> {
     let id = verified.account()?;
     let inner = FlattenedJws::from_value(&verified.json()?)?;
     let header = inner.header()?;
-    if header.alg.as_deref() != Some("ES256") {
-        return Err(Problem::bad_signature_algorithm("inner JWS must use ES256"));
-    }
     if header.url.as_deref() != Some(req.url().as_str()) {
         return Err(Problem::malformed("inner JWS url is not the keyChange URL"));
     }
@@ -197,7 +194,7 @@ pub(crate) fn key_change(ca: &Ca, req: &Incoming) -> Result<Reply, Problem> {
             .as_ref()
             .ok_or_else(|| Problem::malformed("inner JWS has no jwk"))?,
     )?;
-    inner.verify_es256(&new_key.verifying_key()?)?;
+    inner.verify(header.alg.as_deref().unwrap_or(""), &new_key)?;
     let payload: KeyChangePayload = serde_json::from_slice(&inner.payload_bytes()?)
         .map_err(|e| Problem::malformed(format!("keyChange payload: {e}")))?;
     if account_id_of_kid(&payload.account) != Some(id) {

@@ -56,12 +56,6 @@ struct RevokePayload {
     reason: Option<u8>,
 }
 
-/// The uncompressed EC point of a certificate's P-256 key, if it has one.
-fn ec_point_of(der: &[u8]) -> Option<Vec<u8>> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    Some(cert.public_key().subject_public_key.data.to_vec())
-}
-
 /// `POST revokeCert`.
 pub(crate) fn revoke(ca: &Ca, req: &Incoming) -> Result<Reply, Problem> {
     let verified = ca.verify(req, KeyRule::Either)?;
@@ -84,7 +78,7 @@ pub(crate) fn revoke(ca: &Ca, req: &Incoming) -> Result<Reply, Problem> {
         .ok_or_else(|| Problem::not_found("this CA did not issue that certificate"))?;
     let allowed = match &verified.signer {
         Signer::Account(id) => *id == record.account,
-        Signer::Jwk(jwk) => ec_point_of(&record.issued.der).as_deref() == Some(&jwk.sec1()[..]),
+        Signer::Jwk(jwk) => jwk.is_key_of(&record.issued.der),
     };
     if !allowed {
         return Err(Problem::unauthorized(

@@ -3,7 +3,7 @@
 //!
 //! Debian's pebble cannot fail, delay, send `Retry-After`, or speak ARI and profiles. This
 //! crate can. It implements enough of RFC 8555 to issue real certificates — directory,
-//! nonces, accounts (ES256 JWS, EAB, key change), orders with profiles and ARI `replaces`,
+//! nonces, accounts (ES256 or RS256 JWS, EAB, key change), orders with profiles and ARI `replaces`,
 //! authorizations and challenges (auto-valid, or real http-01 / tls-alpn-01 against loopback
 //! ports and dns-01 through a callback), finalize, download with an alternate chain,
 //! revocation — plus ARI (RFC 9773) renewal windows, and a [`FaultPlan`] that makes any
@@ -33,7 +33,7 @@
 //!   it: URLs, trust roots, [`Counts`], fault plan, ARI overrides, shutdown.
 //! - `server`: the HTTPS listener (rustls with ring, hyper 1 auto HTTP/1.1 + HTTP/2) and the
 //!   fault plan applied around each request; `router`: URL layout and the directory.
-//! - `jws`, `nonce`, `eab`: request authentication. `accounts`, `orders`, `authz`,
+//! - `jws`, `jwk`, `nonce`, `eab`: request authentication. `accounts`, `orders`, `authz`,
 //!   `validation`, `csr`, `certs`: the ACME objects. `issuance`: the generated
 //!   hierarchies and leaf signing. `ari`: CertIDs and renewal windows.
 //! - `faults` / `fault_toml`: the plan as data (TOML, JSON, builders); `fault_engine`: which
@@ -60,6 +60,7 @@ mod fault_toml;
 mod faults;
 mod handle;
 mod issuance;
+mod jwk;
 mod jws;
 mod management;
 mod nonce;

@@ -159,7 +159,7 @@ impl Problem {
             "status": self.status.as_u16(),
         });
         if self.kind == "badSignatureAlgorithm" {
-            doc["algorithms"] = json!(["ES256"]);
+            doc["algorithms"] = json!(crate::jwk::ALGORITHMS);
         }
         doc
     }

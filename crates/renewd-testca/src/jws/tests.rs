@@ -1,4 +1,7 @@
-use serde_json::json;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use super::test_signer::TestSigner;
 use super::*;
@@ -122,36 +125,31 @@ fn a_reused_nonce_is_bad_nonce() {
     assert_eq!(err.kind, "badNonce");
 }
 
+fn refused(header: Value, signer: &TestSigner, rule: KeyRule, nonces: &NoncePool) -> Problem {
+    let jws = signer.sign(&header, Some(&json!({})));
+    verify_request(jws.to_string().as_bytes(), URL, rule, nonces, no_kid).expect_err("refused")
+}
+
 #[test]
 fn other_algorithms_and_key_forms_are_refused() {
     let signer = TestSigner::new();
     let nonces = NoncePool::default();
-    let header =
-        json!({"alg": "RS256", "nonce": nonces.issue(), "url": URL, "jwk": signer.jwk_value()});
-    let jws = signer.sign(&header, Some(&json!({})));
-    let err = verify_request(
-        jws.to_string().as_bytes(),
-        URL,
-        KeyRule::Jwk,
-        &nonces,
-        no_kid,
-    )
-    .expect_err("RS256 refused");
+    let jwk = signer.jwk_value();
+    let header = json!({"alg": "HS256", "nonce": nonces.issue(), "url": URL, "jwk": jwk});
+    let err = refused(header, &signer, KeyRule::Jwk, &nonces);
     assert_eq!(err.kind, "badSignatureAlgorithm");
-    assert_eq!(err.to_json()["algorithms"], json!(["ES256"]));
+    assert_eq!(err.to_json()["algorithms"], json!(["ES256", "RS256"]));
 
-    let header =
-        json!({"alg": "ES256", "nonce": nonces.issue(), "url": URL, "jwk": signer.jwk_value()});
-    let jws = signer.sign(&header, Some(&json!({})));
-    let err = verify_request(
-        jws.to_string().as_bytes(),
-        URL,
-        KeyRule::Kid,
-        &nonces,
-        no_kid,
-    )
-    .expect_err("jwk where kid is needed");
-    assert_eq!(err.kind, "malformed");
+    let header = json!({"alg": "RS256", "nonce": nonces.issue(), "url": URL, "jwk": jwk});
+    let err = refused(header, &signer, KeyRule::Jwk, &nonces);
+    assert_eq!(
+        err.kind, "badSignatureAlgorithm",
+        "RS256 does not fit an EC key"
+    );
+
+    let header = json!({"alg": "ES256", "nonce": nonces.issue(), "url": URL, "jwk": jwk});
+    let err = refused(header, &signer, KeyRule::Kid, &nonces);
+    assert_eq!(err.kind, "malformed", "jwk where a kid is needed");
 }
 
 #[test]
@@ -178,12 +176,8 @@ fn kid_requests_use_the_account_key() {
 }
 
 #[test]
-fn thumbprint_matches_rfc7638_shape() {
-    // RFC 7638 §3.1 is an RSA key; for EC the member order is crv, kty, x, y. Check that
-    // the thumbprint hashes exactly that canonical string.
-    let jwk = Jwk {
-        crv: "P-256".into(),
-        kty: "EC".into(),
+fn thumbprint_hashes_the_canonical_ec_members() {
+    let jwk = Jwk::P256 {
         x: "AAAA".into(),
         y: "BBBB".into(),
     };

@@ -2,6 +2,7 @@
 //! lego, and as a process.
 
 mod binary;
+mod certbot;
 mod faults;
 mod lego;
 mod management;
