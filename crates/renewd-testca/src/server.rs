@@ -17,11 +17,12 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming as Body;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use crate::ca::{Ca, Incoming};
@@ -44,6 +45,20 @@ pub(crate) fn tls_config(ca: &Ca) -> Result<Arc<rustls::ServerConfig>, rustls::E
         .with_single_cert(ca.authority.tls_chain.clone(), ca.authority.tls_key())?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Runs HTTP/2 stream tasks on the CA's tracker, so a shutdown waits for them too.
+#[derive(Debug, Clone)]
+struct Tracked(TaskTracker);
+
+impl<F> hyper::rt::Executor<F> for Tracked
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        self.0.spawn(fut);
+    }
 }
 
 /// Accepts connections until the CA stops.
@@ -82,7 +97,7 @@ async fn serve_connection(ca: Arc<Ca>, acceptor: TlsAcceptor, stream: TcpStream)
         let (ca, close) = (Arc::clone(&ca), close.clone());
         service_fn(move |req| answer(Arc::clone(&ca), close.clone(), req))
     };
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let builder = auto::Builder::new(Tracked(ca.tasks.clone()));
     let conn = builder.serve_connection(TokioIo::new(tls), service);
     tokio::select! {
         result = conn => {
@@ -246,8 +261,10 @@ async fn deliver(
         Faulted::Reply(reply) => finish(ca, reply, base),
         Faulted::Close => {
             close.cancel();
-            // The connection task drops the connection, and this future with it.
-            std::future::pending::<()>().await;
+            // The connection task drops the connection at once. Over HTTP/1.1 that drops
+            // this future too; over HTTP/2 each stream is a task of its own, which ends
+            // here after a moment, its answer going nowhere.
+            ca.sleep(Duration::from_secs(1)).await;
             let mut r = Response::new(Full::new(Bytes::new()));
             *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
             r

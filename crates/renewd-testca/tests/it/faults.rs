@@ -292,3 +292,29 @@ async fn nonce_rejection_follows_probability_and_seed() {
     let again = rejected_pattern(&ca, &mut acme, 11).await;
     assert_eq!(first, again, "same seed, same rejections");
 }
+
+#[tokio::test]
+async fn over_http2_drop_and_hang_work_and_shutdown_waits_for_every_task() {
+    let ca = start().await;
+    let h2 = crate::support::client::Https::http2(&ca);
+    let url = ca.directory_url();
+    assert_eq!(h2.get(&url).await.expect("h2").status, StatusCode::OK);
+    ca.set_fault_plan(
+        FaultPlan::new()
+            .rule(Endpoint::Directory, Fault::drop_connection().times(1))
+            .rule(Endpoint::Directory, Fault::hang().times(1)),
+    )
+    .expect("plan");
+    assert!(h2.get(&url).await.is_err(), "dropped");
+    let hung = tokio::time::timeout(
+        Duration::from_millis(300),
+        h2.send(Method::GET, &url, None, Vec::new()),
+    )
+    .await;
+    assert!(hung.is_err(), "no answer");
+    assert_eq!(ca.counts().faulted(Endpoint::Directory), 2);
+    // Every connection and stream task is tracked: shutdown ends them all, promptly.
+    tokio::time::timeout(Duration::from_secs(5), ca.shutdown())
+        .await
+        .expect("shutdown completes");
+}

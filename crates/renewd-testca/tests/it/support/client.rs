@@ -65,6 +65,7 @@ impl Answer {
 pub struct Https {
     addr: SocketAddr,
     connector: TlsConnector,
+    h2: bool,
 }
 
 impl Https {
@@ -87,7 +88,26 @@ impl Https {
         Https {
             addr,
             connector: TlsConnector::from(Arc::new(config)),
+            h2: false,
         }
+    }
+
+    /// The same, speaking HTTP/2 (ALPN `h2`).
+    pub fn http2(ca: &TestCaHandle) -> Https {
+        let mut https = Https::new(ca);
+        let mut roots = rustls::RootCertStore::empty();
+        let root = CertificateDer::from_pem_slice(ca.root_pem().as_bytes()).expect("root PEM");
+        roots.add(root).expect("root");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        https.connector = TlsConnector::from(Arc::new(config));
+        https.h2 = true;
+        https
     }
 
     /// One request on a fresh connection; `Err` is a transport failure (its text).
