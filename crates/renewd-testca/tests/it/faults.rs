@@ -1,0 +1,320 @@
+//! Every fault action, seen on the wire by the raw client.
+
+use std::time::{Duration, Instant};
+
+use http::{Method, StatusCode};
+use renewd_testca::{Endpoint, EndpointMatch, Fault, FaultPlan};
+use serde_json::{Value, json};
+
+use crate::support::client::{Acme, csr_payload};
+use crate::support::signer::Signer;
+use crate::support::start;
+
+/// An account with a ready order for `name`: (order URL, finalize URL).
+async fn ready_order(acme: &mut Acme, name: &str) -> (String, String) {
+    let a = acme.new_order(&[name], json!({})).await;
+    let url = a.header("location").expect("Location").to_owned();
+    let order = a.json();
+    acme.authorize(&order, "http-01").await;
+    (
+        url,
+        order["finalize"].as_str().expect("finalize").to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_504_before_processing_leaves_the_order_ready() {
+    let ca = start().await;
+    let mut acme = Acme::connect(&ca).await;
+    acme.register().await;
+    let (order_url, finalize) = ready_order(&mut acme, "s.example").await;
+    ca.set_fault_plan(FaultPlan::new().rule(Endpoint::Finalize, Fault::status(504).times(1)))
+        .expect("plan");
+    let key = Signer::generate();
+    let a = acme
+        .post(&finalize, Some(&csr_payload(&key, &["s.example"])))
+        .await;
+    assert_eq!(a.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(a.header("content-type"), Some("text/html"));
+    assert!(
+        a.text().contains("<title>504 Gateway Time-out</title>"),
+        "{}",
+        a.text()
+    );
+    assert!(
+        a.header("replay-nonce").is_none(),
+        "a gateway page carries no nonce"
+    );
+    assert_eq!(acme.post(&order_url, None).await.json()["status"], "ready");
+    let counts = ca.counts();
+    assert_eq!(counts.certificates_issued, 0);
+    assert_eq!(counts.faulted(Endpoint::Finalize), 1);
+    assert_eq!(
+        counts.finalize_requests, 0,
+        "the request never reached the CA"
+    );
+
+    let retry = acme
+        .post(&finalize, Some(&csr_payload(&key, &["s.example"])))
+        .await;
+    assert_eq!(retry.json()["status"], "valid", "times = 1 is used up");
+}
+
+#[tokio::test]
+async fn a_504_after_processing_hides_an_issued_certificate() {
+    let ca = start().await;
+    let mut acme = Acme::connect(&ca).await;
+    acme.register().await;
+    let (order_url, finalize) = ready_order(&mut acme, "z.example").await;
+    ca.set_fault_plan(FaultPlan::new().rule(
+        Endpoint::Finalize,
+        Fault::status(504).after_processing().times(1),
+    ))
+    .expect("plan");
+    let a = acme
+        .post(
+            &finalize,
+            Some(&csr_payload(&Signer::generate(), &["z.example"])),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::GATEWAY_TIMEOUT);
+    let counts = ca.counts();
+    assert_eq!(
+        counts.certificates_issued, 1,
+        "issued behind the gateway error"
+    );
+    assert_eq!(counts.finalize_requests, 1);
+    let order = acme.post(&order_url, None).await.json();
+    assert_eq!(order["status"], "valid");
+    let chain = acme
+        .post(order["certificate"].as_str().expect("cert"), None)
+        .await;
+    assert_eq!(chain.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn problem_empty_and_garbage_bodies() {
+    let ca = start().await;
+    let mut acme = Acme::connect(&ca).await;
+    acme.register().await;
+    let dir = ca.directory_url();
+    ca.set_fault_plan(
+        FaultPlan::new()
+            .rule(
+                Endpoint::NewOrder,
+                Fault::status(503)
+                    .problem("serverInternal", "maintenance")
+                    .retry_after(Duration::from_secs(120))
+                    .times(1),
+            )
+            .rule(Endpoint::Directory, Fault::status(502).empty().times(1))
+            .rule(Endpoint::Directory, Fault::status(200).garbage().times(1)),
+    )
+    .expect("plan");
+    let a = acme.new_order(&["b.example"], json!({})).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(a.header("content-type"), Some("application/problem+json"));
+    assert_eq!(a.header("retry-after"), Some("120"));
+    assert!(a.header("replay-nonce").is_some(), "the CA itself answered");
+    assert_eq!(a.problem(), "serverInternal");
+    assert_eq!(a.json()["detail"], "maintenance");
+
+    let empty = acme.http.get(&dir).await.expect("http");
+    assert_eq!(empty.status, StatusCode::BAD_GATEWAY);
+    assert!(empty.body.is_empty());
+    let garbage = acme.http.get(&dir).await.expect("http");
+    assert_eq!(garbage.status, StatusCode::OK);
+    assert_eq!(garbage.header("content-type"), Some("application/json"));
+    assert!(serde_json::from_slice::<Value>(&garbage.body).is_err());
+    assert!(!garbage.body.is_empty());
+    let fine = acme.http.get(&dir).await.expect("http");
+    assert!(fine.json()["newOrder"].is_string());
+    assert_eq!(ca.counts().faulted(Endpoint::Directory), 2);
+    assert_eq!(ca.counts().orders_created, 0);
+}
+
+#[tokio::test]
+async fn a_delay_holds_the_answer() {
+    let ca = start().await;
+    let acme = Acme::connect(&ca).await;
+    ca.set_fault_plan(FaultPlan::new().rule(
+        Endpoint::Directory,
+        Fault::delay(Duration::from_millis(400)),
+    ))
+    .expect("plan");
+    let started = Instant::now();
+    let a = acme.http.get(&ca.directory_url()).await.expect("http");
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert_eq!(a.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_hang_outlasts_the_client() {
+    let ca = start().await;
+    let acme = Acme::connect(&ca).await;
+    ca.set_fault_plan(FaultPlan::new().rule(Endpoint::Directory, Fault::hang().times(1)))
+        .expect("plan");
+    let url = ca.directory_url();
+    let pending = acme.http.send(Method::GET, &url, None, Vec::new());
+    let gave_up = tokio::time::timeout(Duration::from_millis(500), pending).await;
+    assert!(gave_up.is_err(), "no answer, and the connection stays open");
+    assert_eq!(ca.counts().faulted(Endpoint::Directory), 1);
+    let after = acme.http.get(&ca.directory_url()).await.expect("http");
+    assert_eq!(after.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_drop_closes_without_an_answer_even_after_processing() {
+    let ca = start().await;
+    let mut acme = Acme::connect(&ca).await;
+    acme.register().await;
+    ca.set_fault_plan(
+        FaultPlan::new()
+            .rule(Endpoint::NewOrder, Fault::drop_connection().times(1))
+            .rule(
+                Endpoint::NewOrder,
+                Fault::drop_connection().after_processing().times(1),
+            ),
+    )
+    .expect("plan");
+    let before = acme
+        .try_post(
+            &acme.url("newOrder"),
+            Some(&json!({"identifiers": [{"type": "dns", "value": "d.example"}]})),
+        )
+        .await;
+    let err = before.expect_err("connection dropped");
+    assert!(err.starts_with("request:"), "{err}");
+    assert_eq!(ca.counts().orders_created, 0);
+    let after = acme
+        .try_post(
+            &acme.url("newOrder"),
+            Some(&json!({"identifiers": [{"type": "dns", "value": "d.example"}]})),
+        )
+        .await;
+    assert!(after.is_err());
+    assert_eq!(ca.counts().orders_created, 1, "processed, then dropped");
+}
+
+#[tokio::test]
+async fn rate_limited_carries_retry_after() {
+    let ca = start().await;
+    let mut acme = Acme::connect(&ca).await;
+    ca.set_fault_plan(FaultPlan::new().rule(
+        Endpoint::NewAccount,
+        Fault::rate_limited(Duration::from_secs(60)),
+    ))
+    .expect("plan");
+    let a = acme
+        .post(
+            &acme.url("newAccount"),
+            Some(&json!({"termsOfServiceAgreed": true})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(a.header("retry-after"), Some("60"));
+    assert_eq!(a.problem(), "rateLimited");
+    assert_eq!(ca.counts().accounts_created, 0);
+}
+
+#[tokio::test]
+async fn processing_for_a_while_with_retry_after() {
+    let ca = start().await;
+    let mut acme = Acme::connect(&ca).await;
+    acme.register().await;
+    let (order_url, finalize) = ready_order(&mut acme, "p.example").await;
+    ca.set_fault_plan(FaultPlan::new().rule(
+        Endpoint::Finalize,
+        Fault::processing_for(Duration::from_millis(1500)).retry_after(Duration::from_secs(1)),
+    ))
+    .expect("plan");
+    let started = Instant::now();
+    let a = acme
+        .post(
+            &finalize,
+            Some(&csr_payload(&Signer::generate(), &["p.example"])),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json()["status"], "processing");
+    assert_eq!(a.header("retry-after"), Some("1"));
+    let polled = acme.post(&order_url, None).await;
+    assert_eq!(polled.json()["status"], "processing");
+    assert_eq!(polled.header("retry-after"), Some("1"));
+    assert_eq!(ca.counts().certificates_issued, 0);
+    let done = acme.poll_order(&order_url, 10).await;
+    assert_eq!(done["status"], "valid");
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(ca.counts().certificates_issued, 1);
+}
+
+/// Which of 30 account reads get `badNonce` under a seeded 50 % rule.
+async fn rejected_pattern(
+    ca: &renewd_testca::TestCaHandle,
+    acme: &mut Acme,
+    seed: u64,
+) -> Vec<bool> {
+    ca.set_fault_plan(
+        FaultPlan::new()
+            .seed(seed)
+            .rule(EndpointMatch::Any, Fault::bad_nonce().probability(0.5)),
+    )
+    .expect("plan");
+    let kid = acme.kid.clone().expect("kid");
+    let mut pattern = Vec::new();
+    for _ in 0..30 {
+        let a = acme.post(&kid, None).await;
+        let rejected = a.status == StatusCode::BAD_REQUEST;
+        if rejected {
+            assert_eq!(a.problem(), "badNonce");
+            assert!(a.header("replay-nonce").is_some());
+        } else {
+            assert_eq!(a.status, StatusCode::OK);
+        }
+        pattern.push(rejected);
+    }
+    pattern
+}
+
+#[tokio::test]
+async fn nonce_rejection_follows_probability_and_seed() {
+    let ca = start().await;
+    let mut acme = Acme::connect(&ca).await;
+    acme.register().await;
+    let before = ca.counts().nonces_rejected;
+    let first = rejected_pattern(&ca, &mut acme, 11).await;
+    let rejected = first.iter().filter(|r| **r).count();
+    assert!(
+        (6..=24).contains(&rejected),
+        "about half of 30, got {rejected}"
+    );
+    assert_eq!(ca.counts().nonces_rejected - before, rejected as u64);
+    let again = rejected_pattern(&ca, &mut acme, 11).await;
+    assert_eq!(first, again, "same seed, same rejections");
+}
+
+#[tokio::test]
+async fn over_http2_drop_and_hang_work_and_shutdown_waits_for_every_task() {
+    let ca = start().await;
+    let h2 = crate::support::client::Https::http2(&ca);
+    let url = ca.directory_url();
+    assert_eq!(h2.get(&url).await.expect("h2").status, StatusCode::OK);
+    ca.set_fault_plan(
+        FaultPlan::new()
+            .rule(Endpoint::Directory, Fault::drop_connection().times(1))
+            .rule(Endpoint::Directory, Fault::hang().times(1)),
+    )
+    .expect("plan");
+    assert!(h2.get(&url).await.is_err(), "dropped");
+    let hung = tokio::time::timeout(
+        Duration::from_millis(300),
+        h2.send(Method::GET, &url, None, Vec::new()),
+    )
+    .await;
+    assert!(hung.is_err(), "no answer");
+    assert_eq!(ca.counts().faulted(Endpoint::Directory), 2);
+    // Every connection and stream task is tracked: shutdown ends them all, promptly.
+    tokio::time::timeout(Duration::from_secs(5), ca.shutdown())
+        .await
+        .expect("shutdown completes");
+}
