@@ -73,7 +73,12 @@ impl AcmeClient {
         }
     }
 
-    async fn account_request(&self, key: AccountKey, url: &str, payload: Value) -> Result<Account, Error> {
+    async fn account_request(
+        &self,
+        key: AccountKey,
+        url: &str,
+        payload: Value,
+    ) -> Result<Account, Error> {
         let payload = payload.to_string();
         let (account_url, _) = self
             .post(
@@ -145,7 +150,9 @@ impl Account {
     pub async fn resource(&self) -> Result<AccountResource, Error> {
         let (res, _) = self
             .client
-            .post(self.post_args(Step::Account, &self.url, None, None), |r| r.json())
+            .post(self.post_args(Step::Account, &self.url, None, None), |r| {
+                r.json()
+            })
             .await?;
         Ok(res)
     }
@@ -168,7 +175,13 @@ impl Account {
     pub async fn key_rollover(&self, new_key: AccountKey) -> Result<Account, Error> {
         let url = self.client.directory().await?.key_change.clone();
         let inner_payload = json!({"account": self.url, "oldKey": self.key.jwk()}).to_string();
-        let inner = jws::sign(&new_key, KeyRef::Jwk, None, &url, Some(inner_payload.as_bytes()))?;
+        let inner = jws::sign(
+            &new_key,
+            KeyRef::Jwk,
+            None,
+            &url,
+            Some(inner_payload.as_bytes()),
+        )?;
         let outer_payload = inner.to_string();
         self.client
             .post(

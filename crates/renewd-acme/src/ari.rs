@@ -21,7 +21,11 @@ impl CertId {
     /// From the raw parts: the AKI keyIdentifier and the serial's DER content bytes
     /// (leading 0x00 kept).
     pub fn from_parts(key_identifier: &[u8], serial_der_content: &[u8]) -> CertId {
-        CertId(format!("{}.{}", b64(key_identifier), b64(serial_der_content)))
+        CertId(format!(
+            "{}.{}",
+            b64(key_identifier),
+            b64(serial_der_content)
+        ))
     }
 
     /// From a certificate (DER). Fails when it does not parse or has no AKI keyIdentifier.
@@ -105,9 +109,12 @@ impl AcmeClient {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyIdMethod, KeyPair, SerialNumber};
+    use rcgen::{
+        BasicConstraints, CertificateParams, IsCa, Issuer, KeyIdMethod, KeyPair, SerialNumber,
+    };
 
     const AKI: [u8; 20] = [
         0x69, 0x88, 0x5B, 0x6B, 0x87, 0x46, 0x40, 0x41, 0xE1, 0xB3, 0x7B, 0x84, 0x7B, 0xA0, 0xAE,

@@ -59,7 +59,10 @@ pub struct DownloadedChains {
 impl DownloadedChains {
     /// Splits into (chosen, others): the first chain whose top-most certificate's issuer CN
     /// equals `preferred_issuer`, else the default.
-    pub fn choose(self, preferred_issuer: Option<&str>) -> (CertificateChain, Vec<CertificateChain>) {
+    pub fn choose(
+        self,
+        preferred_issuer: Option<&str>,
+    ) -> (CertificateChain, Vec<CertificateChain>) {
         let mut all = vec![self.default];
         all.extend(self.alternates);
         let index = preferred_issuer
@@ -130,7 +133,10 @@ impl Account {
         let url = self.client().directory().await?.revoke_cert.clone();
         let payload = revoke_payload(certificate_der, reason);
         self.client()
-            .post(self.post_args(Step::Revoke, &url, Some(payload.as_bytes()), None), |_| Ok(()))
+            .post(
+                self.post_args(Step::Revoke, &url, Some(payload.as_bytes()), None),
+                |_| Ok(()),
+            )
             .await?;
         Ok(())
     }
@@ -174,6 +180,7 @@ impl AcmeClient {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -188,7 +195,8 @@ mod tests {
         let int_key = KeyPair::generate().unwrap();
         let mut int = CertificateParams::default();
         int.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        int.distinguished_name.push(DnType::CommonName, "Intermediate");
+        int.distinguished_name
+            .push(DnType::CommonName, "Intermediate");
         let int_cert = int.signed_by(&int_key, &root).unwrap();
         let int = Issuer::new(int, int_key);
         let leaf_key = KeyPair::generate().unwrap();
@@ -217,7 +225,10 @@ mod tests {
                 },
             ],
         };
-        assert_eq!(chains.default.top_issuer_common_name().as_deref(), Some("Root A"));
+        assert_eq!(
+            chains.default.top_issuer_common_name().as_deref(),
+            Some("Root A")
+        );
         let (chosen, others) = chains.clone().choose(Some("Root C"));
         assert_eq!(chosen.url, "u2");
         assert_eq!(others.len(), 2);

@@ -151,6 +151,7 @@ impl ChallengeAnswer {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use x509_parser::prelude::*;

@@ -101,12 +101,14 @@ impl Reply {
 
     /// The body as JSON of type `T`; an unusable body is `CaUnavailable`.
     pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_slice(&self.body).map_err(|e| self.invalid(format!("unexpected JSON: {e}")))
+        serde_json::from_slice(&self.body)
+            .map_err(|e| self.invalid(format!("unexpected JSON: {e}")))
     }
 
     /// The `Location` header, required.
     pub(crate) fn location(&self) -> Result<String, Error> {
-        headers::location(&self.headers, &self.url).ok_or_else(|| self.invalid("no Location header"))
+        headers::location(&self.headers, &self.url)
+            .ok_or_else(|| self.invalid("no Location header"))
     }
 
     pub(crate) fn retry_after(&self) -> Option<DateTime<Utc>> {
@@ -140,9 +142,16 @@ pub(crate) struct Post<'a> {
 impl AcmeClient {
     /// A client for the CA at `directory_url` over the real HTTP stack. Fails (`Local`)
     /// when a trust-root file cannot be used.
-    pub fn new(directory_url: impl Into<String>, settings: ClientSettings) -> Result<AcmeClient, Error> {
+    pub fn new(
+        directory_url: impl Into<String>,
+        settings: ClientSettings,
+    ) -> Result<AcmeClient, Error> {
         let http = HyperClient::new(&settings.http)?;
-        Ok(AcmeClient::with_http_client(directory_url, Arc::new(http), settings))
+        Ok(AcmeClient::with_http_client(
+            directory_url,
+            Arc::new(http),
+            settings,
+        ))
     }
 
     /// A client over any [`HttpClient`] (tests inject faults this way).
@@ -230,25 +239,36 @@ impl AcmeClient {
         // Other tasks took every nonce we fetched; one more HEAD, kept for ourselves.
         let url = self.directory().await?.new_nonce.clone();
         self.head_nonce(step, &url, limit).await?;
-        self.shared.nonces.take().ok_or_else(|| Error::InvalidResponse {
-            step,
-            url,
-            status: 200,
-            reason: "no Replay-Nonce".to_string(),
-            body_snippet: String::new(),
-        })
+        self.shared
+            .nonces
+            .take()
+            .ok_or_else(|| Error::InvalidResponse {
+                step,
+                url,
+                status: 200,
+                reason: "no Replay-Nonce".to_string(),
+                body_snippet: String::new(),
+            })
     }
 
-    pub(crate) async fn head_nonce(&self, step: Step, url: &str, limit: Option<Duration>) -> Result<(), Error> {
+    pub(crate) async fn head_nonce(
+        &self,
+        step: Step,
+        url: &str,
+        limit: Option<Duration>,
+    ) -> Result<(), Error> {
         let request = self.request(Method::HEAD, url, None, None);
         let started = Instant::now();
-        let result = self.exchange(step, url, request, limit).await.and_then(|r| {
-            if r.headers.contains_key("replay-nonce") {
-                Ok(r)
-            } else {
-                Err(r.invalid("no Replay-Nonce header"))
-            }
-        });
+        let result = self
+            .exchange(step, url, request, limit)
+            .await
+            .and_then(|r| {
+                if r.headers.contains_key("replay-nonce") {
+                    Ok(r)
+                } else {
+                    Err(r.invalid("no Replay-Nonce header"))
+                }
+            });
         self.report(step, url, None, started, result.as_ref().map(|r| r.status));
         result.map(|_| ())
     }
@@ -323,7 +343,7 @@ impl AcmeClient {
             self.shared.nonces.put(nonce.trim().to_string());
         }
         let status = parts.status.as_u16();
-        if status >= 400 || status < 200 {
+        if !(200..400).contains(&status) {
             return Err(Error::Status {
                 step,
                 url: url.to_string(),
@@ -373,7 +393,13 @@ impl AcmeClient {
             .exchange(step, url, request, limit)
             .await
             .and_then(|r| parse(&r).map(|v| (v, r)));
-        self.report(step, url, order_url, started, result.as_ref().map(|(_, r)| r.status));
+        self.report(
+            step,
+            url,
+            order_url,
+            started,
+            result.as_ref().map(|(_, r)| r.status),
+        );
         result
     }
 
@@ -388,7 +414,12 @@ impl AcmeClient {
         loop {
             let nonce = self.nonce(post.step, None).await?;
             let body = jws::sign(post.key, post.key_ref, Some(&nonce), post.url, post.payload)?;
-            let request = self.request(Method::POST, post.url, Some(body.to_string().into_bytes()), post.accept);
+            let request = self.request(
+                Method::POST,
+                post.url,
+                Some(body.to_string().into_bytes()),
+                post.accept,
+            );
             let started = Instant::now();
             let result = self
                 .exchange(post.step, post.url, request, None)
@@ -404,7 +435,11 @@ impl AcmeClient {
             match result {
                 Err(e) if e.is_problem("badNonce") && attempt < BAD_NONCE_RETRIES => {
                     attempt += 1;
-                    tracing::debug!(url = post.url, attempt, "badNonce; retrying with the fresh nonce");
+                    tracing::debug!(
+                        url = post.url,
+                        attempt,
+                        "badNonce; retrying with the fresh nonce"
+                    );
                 }
                 other => return other,
             }

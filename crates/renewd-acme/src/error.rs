@@ -51,7 +51,9 @@ pub enum Error {
     },
     /// The CA answered success with a body or headers this client cannot use (not JSON,
     /// missing `Location`, no certificate in the chain). Retrying after a back-off can help.
-    #[error("{step}: {url} answered HTTP {status} that cannot be used: {reason} (body: {body_snippet:?})")]
+    #[error(
+        "{step}: {url} answered HTTP {status} that cannot be used: {reason} (body: {body_snippet:?})"
+    )]
     InvalidResponse {
         /// The request.
         step: Step,
@@ -89,7 +91,9 @@ pub enum Error {
     },
     /// The CA does not offer the wanted challenge type for an identifier. Retrying cannot
     /// help; another CA or challenge type may.
-    #[error("authorization {url} for {identifier} offers no {wanted} challenge (offered: {offered:?})")]
+    #[error(
+        "authorization {url} for {identifier} offers no {wanted} challenge (offered: {offered:?})"
+    )]
     ChallengeNotOffered {
         /// The authorization URL.
         url: String,
@@ -334,6 +338,7 @@ impl Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -369,12 +374,21 @@ mod tests {
             (status(500, Some(&acme("serverInternal"))), CaUnavailable),
             (status(503, Some(&acme("rateLimited"))), CaUnavailable),
             (status(429, None), RateLimited { retry_after: None }),
-            (status(400, Some(&acme("rateLimited"))), RateLimited { retry_after: None }),
+            (
+                status(400, Some(&acme("rateLimited"))),
+                RateLimited { retry_after: None },
+            ),
             (status(400, Some(&acme("badNonce"))), BadNonce),
             (status(403, Some(&acme("caa"))), ca_specific),
             (status(400, Some(&acme("invalidProfile"))), ca_specific),
-            (status(403, Some(&acme("externalAccountRequired"))), ca_specific),
-            (status(400, Some(&acme("unsupportedIdentifier"))), ca_specific),
+            (
+                status(403, Some(&acme("externalAccountRequired"))),
+                ca_specific,
+            ),
+            (
+                status(400, Some(&acme("unsupportedIdentifier"))),
+                ca_specific,
+            ),
             (status(400, Some(&acme("unsupportedContact"))), ca_specific),
             (status(403, Some(&acme("userActionRequired"))), ca_specific),
             (status(409, Some(&acme("alreadyReplaced"))), ca_specific),
@@ -445,7 +459,12 @@ mod tests {
         if let Error::Status { retry_after, .. } = &mut e {
             *retry_after = Some(at);
         }
-        assert_eq!(e.class(), FailureClass::RateLimited { retry_after: Some(at) });
+        assert_eq!(
+            e.class(),
+            FailureClass::RateLimited {
+                retry_after: Some(at)
+            }
+        );
         assert_eq!(e.retry_after(), Some(at));
         assert_eq!(e.http_status(), Some(429));
         assert!(e.is_problem("rateLimited"));

@@ -126,13 +126,21 @@ async fn finished(sink: &dyn PendingOrderSink, url: &str) {
 
 /// POST-as-GET the order, retrying transient failures until the deadline; at the deadline
 /// the last failure is returned.
-async fn fetch_order(account: &Account, url: &str, deadline: Instant) -> Result<Fetched<Order>, Error> {
+async fn fetch_order(
+    account: &Account,
+    url: &str,
+    deadline: Instant,
+) -> Result<Fetched<Order>, Error> {
     let mut backoff = Backoff::new(&account.client().settings().poll, deadline);
     loop {
         match account.get_order(Step::PollOrder, url).await {
             Ok(order) => return Ok(order),
             Err(e) if worth_retrying(&e) => {
-                if backoff.wait(e.retry_after(), Step::PollOrder, url).await.is_err() {
+                if backoff
+                    .wait(e.retry_after(), Step::PollOrder, url)
+                    .await
+                    .is_err()
+                {
                     return Err(e);
                 }
             }
@@ -150,20 +158,27 @@ async fn download(
     deadline: Instant,
 ) -> Result<Issued, Error> {
     let url = record.order_url.as_str();
-    let cert_url = order.certificate.clone().ok_or_else(|| Error::InvalidResponse {
-        step: Step::PollOrder,
-        url: url.to_string(),
-        status: 200,
-        reason: "a valid order without a certificate URL".to_string(),
-        body_snippet: String::new(),
-    })?;
+    let cert_url = order
+        .certificate
+        .clone()
+        .ok_or_else(|| Error::InvalidResponse {
+            step: Step::PollOrder,
+            url: url.to_string(),
+            status: 200,
+            reason: "a valid order without a certificate URL".to_string(),
+            body_snippet: String::new(),
+        })?;
     let mut backoff = Backoff::new(&account.client().settings().poll, deadline);
     let chains = loop {
         match account.download_in(&cert_url, Some(url)).await {
             Ok(chains) => break chains,
             Err(e) if worth_retrying(&e) => {
                 let retry_after = e.retry_after();
-                if backoff.wait(retry_after, Step::Download, &cert_url).await.is_err() {
+                if backoff
+                    .wait(retry_after, Step::Download, &cert_url)
+                    .await
+                    .is_err()
+                {
                     return Err(e);
                 }
             }
@@ -197,7 +212,10 @@ async fn solve_authorizations(
         let mut to_respond = Vec::new();
         let mut to_poll = Vec::new();
         for authz_url in &order.authorizations {
-            let authz = account.authorization_in(authz_url, Some(order_url)).await?.body;
+            let authz = account
+                .authorization_in(authz_url, Some(order_url))
+                .await?
+                .body;
             match authz.status {
                 AuthorizationStatus::Valid => continue,
                 AuthorizationStatus::Pending => {}
@@ -214,13 +232,17 @@ async fn solve_authorizations(
             };
             match challenge.status {
                 ChallengeStatus::Pending => {
-                    let token = challenge.token.as_deref().ok_or_else(|| Error::InvalidResponse {
-                        step: Step::Authorization,
-                        url: authz_url.clone(),
-                        status: 200,
-                        reason: format!("the {wanted} challenge has no token"),
-                        body_snippet: String::new(),
-                    })?;
+                    let token =
+                        challenge
+                            .token
+                            .as_deref()
+                            .ok_or_else(|| Error::InvalidResponse {
+                                step: Step::Authorization,
+                                url: authz_url.clone(),
+                                status: 200,
+                                reason: format!("the {wanted} challenge has no token"),
+                                body_snippet: String::new(),
+                            })?;
                     let answer = ChallengeAnswer::new(
                         &authz.identifier.value,
                         authz.wildcard,
@@ -229,11 +251,14 @@ async fn solve_authorizations(
                         &thumbprint,
                         &challenge.url,
                     )?;
-                    solver.present(&answer).await.map_err(|source| Error::Caller {
-                        step: Step::ChallengeSetup,
-                        what: "presenting the challenge",
-                        source,
-                    })?;
+                    solver
+                        .present(&answer)
+                        .await
+                        .map_err(|source| Error::Caller {
+                            step: Step::ChallengeSetup,
+                            what: "presenting the challenge",
+                            source,
+                        })?;
                     to_respond.push(challenge.url.clone());
                     presented.push(answer);
                 }
@@ -244,7 +269,9 @@ async fn solve_authorizations(
             to_poll.push(authz_url.clone());
         }
         for challenge_url in &to_respond {
-            account.respond_challenge_in(challenge_url, Some(order_url)).await?;
+            account
+                .respond_challenge_in(challenge_url, Some(order_url))
+                .await?;
         }
         for authz_url in &to_poll {
             account

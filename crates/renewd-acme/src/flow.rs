@@ -119,11 +119,13 @@ impl fmt::Debug for PendingOrder {
 
 impl PendingOrder {
     pub(crate) fn csr_der(&self) -> Result<Vec<u8>, Error> {
-        URL_SAFE_NO_PAD.decode(self.csr.trim()).map_err(|e| Error::Key {
-            step: Step::Finalize,
-            what: "reading the pending order's CSR",
-            detail: e.to_string(),
-        })
+        URL_SAFE_NO_PAD
+            .decode(self.csr.trim())
+            .map_err(|e| Error::Key {
+                step: Step::Finalize,
+                what: "reading the pending order's CSR",
+                detail: e.to_string(),
+            })
     }
 }
 

@@ -40,7 +40,10 @@ pub fn parse_links(headers: &HeaderMap, rel: &str, base: &str) -> Vec<String> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(split_link_values)
-        .filter(|(_, rels)| rels.split_ascii_whitespace().any(|r| r.eq_ignore_ascii_case(rel)))
+        .filter(|(_, rels)| {
+            rels.split_ascii_whitespace()
+                .any(|r| r.eq_ignore_ascii_case(rel))
+        })
         .map(|(target, _)| resolve(base, &target))
         .collect()
 }
@@ -96,7 +99,10 @@ pub(crate) fn resolve(base: &str, target: &str) -> String {
     if target.starts_with('/') {
         format!("{}{}", &base[..authority_end], target)
     } else {
-        let dir_end = base.rfind('/').filter(|&i| i >= authority_end).unwrap_or(authority_end);
+        let dir_end = base
+            .rfind('/')
+            .filter(|&i| i >= authority_end)
+            .unwrap_or(authority_end);
         format!("{}/{}", &base[..dir_end], target)
     }
 }
@@ -108,7 +114,7 @@ pub(crate) fn location(headers: &HeaderMap, base: &str) -> Option<String> {
 }
 
 /// A short, single-line, human-readable excerpt of a body: lossy UTF-8, whitespace runs
-/// collapsed, at most [`SNIPPET_CHARS`] characters (cut on a character boundary, with `…`).
+/// collapsed, at most 200 characters (cut on a character boundary, with `…`).
 pub fn body_snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let mut out = String::new();
@@ -136,6 +142,7 @@ pub fn body_snippet(body: &[u8]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use http::HeaderValue;
@@ -153,7 +160,11 @@ mod tests {
         assert_eq!(parse_retry_after(" 0 ", now()), Some(now()));
         assert_eq!(
             parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now()),
-            Some(DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z").unwrap().to_utc())
+            Some(
+                DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z")
+                    .unwrap()
+                    .to_utc()
+            )
         );
         let huge = parse_retry_after("99999999999999999999999", now()).unwrap();
         assert_eq!(huge, now() + TimeDelta::seconds(MAX_RETRY_AFTER_SECS));
@@ -177,8 +188,14 @@ mod tests {
         );
         h.append(http::header::LINK, HeaderValue::from_static("<broken"));
         let alt = parse_links(&h, "alternate", "https://ca:14000/cert/1");
-        assert_eq!(alt, vec!["https://ca/cert/1/1", "https://ca:14000/cert/1/2"]);
-        assert_eq!(parse_links(&h, "index", "https://ca/x"), vec!["https://ca/dir"]);
+        assert_eq!(
+            alt,
+            vec!["https://ca/cert/1/1", "https://ca:14000/cert/1/2"]
+        );
+        assert_eq!(
+            parse_links(&h, "index", "https://ca/x"),
+            vec!["https://ca/dir"]
+        );
         assert!(parse_links(&h, "up", "https://ca/x").is_empty());
     }
 

@@ -14,9 +14,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use renewd_core::Step;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use renewd_core::Step;
 
 use crate::error::Error;
 
@@ -274,7 +274,10 @@ fn kind_of(err: &(dyn std::error::Error + 'static)) -> TransportErrorKind {
             K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
                 TransportErrorKind::Reset
             }
-            _ if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => {
+            _ if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>()) =>
+            {
                 TransportErrorKind::Tls
             }
             _ => TransportErrorKind::Other,

@@ -78,7 +78,9 @@ pub(crate) fn thumbprint_of(jwk: &Value) -> String {
         .iter()
         .map(|k| (k.to_string(), jwk[*k].clone()))
         .collect();
-    b64(Sha256::digest(Value::Object(canonical).to_string().as_bytes()))
+    b64(Sha256::digest(
+        Value::Object(canonical).to_string().as_bytes(),
+    ))
 }
 
 /// An ACME account key: ECDSA P-256, signing ES256. Stored as PKCS#8 PEM, mode 0600.
@@ -136,12 +138,10 @@ impl AccountKey {
     /// Saves the key as PKCS#8 PEM, mode 0600 from the first byte, atomically (temp file,
     /// fsync, rename, fsync of the directory).
     pub fn save(&self, path: &Path) -> Result<(), Error> {
-        keyfile::write_private(path, self.to_pkcs8_pem().as_bytes()).map_err(|source| {
-            Error::File {
-                step: Step::Account,
-                path: path.to_path_buf(),
-                source,
-            }
+        keyfile::write_private(path, self.to_pkcs8_pem().as_bytes()).map_err(|source| Error::File {
+            step: Step::Account,
+            path: path.to_path_buf(),
+            source,
         })
     }
 
@@ -160,7 +160,10 @@ impl JwsKey for AccountKey {
         let point = self.key.verifying_key().to_sec1_point(false);
         let bytes = point.as_bytes();
         // An uncompressed P-256 point is 0x04 ‖ x (32 bytes) ‖ y (32 bytes).
-        let (x, y) = (bytes.get(1..33).unwrap_or_default(), bytes.get(33..65).unwrap_or_default());
+        let (x, y) = (
+            bytes.get(1..33).unwrap_or_default(),
+            bytes.get(33..65).unwrap_or_default(),
+        );
         json!({"crv": "P-256", "kty": "EC", "x": b64(x), "y": b64(y)})
     }
 
@@ -233,6 +236,7 @@ impl ExternalAccountKey {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -252,7 +256,10 @@ mod tests {
             "alg": "RS256",
             "kid": "2011-04-29"
         });
-        assert_eq!(thumbprint_of(&jwk), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            thumbprint_of(&jwk),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 
     #[test]
@@ -268,7 +275,9 @@ mod tests {
         .unwrap();
         assert_eq!(
             jws["protected"],
-            b64(r#"{"alg":"ES256","kid":"https://ca/acct/1","nonce":"nonce-1","url":"https://ca/new-order"}"#)
+            b64(
+                r#"{"alg":"ES256","kid":"https://ca/acct/1","nonce":"nonce-1","url":"https://ca/new-order"}"#
+            )
         );
         assert_eq!(jws["payload"], b64(r#"{"identifiers":[]}"#));
         // Deterministic (RFC 6979): the same input always gives this signature.
@@ -294,7 +303,10 @@ mod tests {
             jws["payload"].as_str().unwrap()
         );
         let sig = p256::ecdsa::Signature::from_slice(&sig).unwrap();
-        key.key.verifying_key().verify(msg.as_bytes(), &sig).unwrap();
+        key.key
+            .verifying_key()
+            .verify(msg.as_bytes(), &sig)
+            .unwrap();
     }
 
     /// Computed independently with Python's `cryptography` (ECDSA P-256, SHA-256,
@@ -308,24 +320,44 @@ mod tests {
         let jws = sign(&key, KeyRef::Jwk, None, "https://ca/new-acct", None).unwrap();
         assert_eq!(jws["payload"], "");
         let protected: Value = serde_json::from_slice(
-            &URL_SAFE_NO_PAD.decode(jws["protected"].as_str().unwrap()).unwrap(),
+            &URL_SAFE_NO_PAD
+                .decode(jws["protected"].as_str().unwrap())
+                .unwrap(),
         )
         .unwrap();
         assert_eq!(protected["jwk"], key.jwk());
         assert!(protected.get("nonce").is_none());
         assert!(protected.get("kid").is_none());
         let jwk = key.jwk();
-        assert_eq!(URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap().len(), 32);
-        assert_eq!(URL_SAFE_NO_PAD.decode(jwk["y"].as_str().unwrap()).unwrap().len(), 32);
+        assert_eq!(
+            URL_SAFE_NO_PAD
+                .decode(jwk["x"].as_str().unwrap())
+                .unwrap()
+                .len(),
+            32
+        );
+        assert_eq!(
+            URL_SAFE_NO_PAD
+                .decode(jwk["y"].as_str().unwrap())
+                .unwrap()
+                .len(),
+            32
+        );
     }
 
     #[test]
     fn eab_binding_is_hs256_over_the_jwk() {
         let key = fixed_key();
-        let eab = ExternalAccountKey::new("kid-1", "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W").unwrap();
+        let eab = ExternalAccountKey::new(
+            "kid-1",
+            "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W",
+        )
+        .unwrap();
         let binding = eab.binding(&key.jwk(), "https://ca/new-acct").unwrap();
         let protected: Value = serde_json::from_slice(
-            &URL_SAFE_NO_PAD.decode(binding["protected"].as_str().unwrap()).unwrap(),
+            &URL_SAFE_NO_PAD
+                .decode(binding["protected"].as_str().unwrap())
+                .unwrap(),
         )
         .unwrap();
         assert_eq!(
@@ -333,7 +365,9 @@ mod tests {
             json!({"alg": "HS256", "kid": "kid-1", "url": "https://ca/new-acct"})
         );
         let payload: Value = serde_json::from_slice(
-            &URL_SAFE_NO_PAD.decode(binding["payload"].as_str().unwrap()).unwrap(),
+            &URL_SAFE_NO_PAD
+                .decode(binding["payload"].as_str().unwrap())
+                .unwrap(),
         )
         .unwrap();
         assert_eq!(payload, key.jwk());

@@ -86,8 +86,13 @@ impl CertificateKey {
         let der = PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes())
             .map_err(|e| key_error(step, "reading the certificate key (PKCS#8 PEM)", e))?;
         let der = der.secret_pkcs8_der().to_vec();
-        let key_type = detect_key_type(&der)
-            .ok_or_else(|| key_error(step, "reading the certificate key", "not a P-256, P-384 or RSA 2048/3072/4096 key"))?;
+        let key_type = detect_key_type(&der).ok_or_else(|| {
+            key_error(
+                step,
+                "reading the certificate key",
+                "not a P-256, P-384 or RSA 2048/3072/4096 key",
+            )
+        })?;
         Ok(CertificateKey {
             key_type,
             pkcs8_der: der,
@@ -129,8 +134,8 @@ impl CertificateKey {
             });
         }
         let names: Vec<String> = identifiers.iter().map(|i| i.value.clone()).collect();
-        let mut params = CertificateParams::new(names)
-            .map_err(|e| key_error(step, "building the CSR", e))?;
+        let mut params =
+            CertificateParams::new(names).map_err(|e| key_error(step, "building the CSR", e))?;
         params.distinguished_name = DistinguishedName::new();
         let csr = params
             .serialize_request(&self.key_pair()?)
@@ -235,9 +240,15 @@ impl JwsKey for CertificateKeySigner {
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
-        let failed = |e: ring::error::Unspecified| key_error(Step::Revoke, "signing with the certificate key", e);
+        let failed = |e: ring::error::Unspecified| {
+            key_error(Step::Revoke, "signing with the certificate key", e)
+        };
         match &self.inner {
-            SignerKind::Ec { kp, .. } => Ok(kp.sign(&self.rng, message).map_err(failed)?.as_ref().to_vec()),
+            SignerKind::Ec { kp, .. } => Ok(kp
+                .sign(&self.rng, message)
+                .map_err(failed)?
+                .as_ref()
+                .to_vec()),
             SignerKind::Rsa(kp) => {
                 let mut sig = vec![0u8; kp.public().modulus_len()];
                 kp.sign(&ring_sig::RSA_PKCS1_SHA256, &self.rng, message, &mut sig)
@@ -249,6 +260,7 @@ impl JwsKey for CertificateKeySigner {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use x509_parser::prelude::*;
@@ -256,7 +268,14 @@ mod tests {
     fn csr_sans(der: &[u8]) -> Vec<String> {
         let (_, csr) = X509CertificationRequest::from_der(der).unwrap();
         csr.verify_signature().unwrap();
-        assert!(csr.certification_request_info.subject.iter().next().is_none(), "empty subject");
+        assert!(
+            csr.certification_request_info
+                .subject
+                .iter()
+                .next()
+                .is_none(),
+            "empty subject"
+        );
         let mut names = Vec::new();
         for ext in csr.requested_extensions().unwrap() {
             if let ParsedExtension::SubjectAlternativeName(san) = ext {
@@ -281,7 +300,10 @@ mod tests {
             assert_eq!(csr_sans(&csr), vec!["a.test", "*.b.test"]);
             let back = CertificateKey::from_pem(&key.to_pem()).unwrap();
             assert_eq!(back.key_type(), kt);
-            assert_eq!(back.public_key_der().unwrap(), key.public_key_der().unwrap());
+            assert_eq!(
+                back.public_key_der().unwrap(),
+                key.public_key_der().unwrap()
+            );
             assert!(key.csr_der(&[]).is_err());
         }
     }
@@ -291,7 +313,10 @@ mod tests {
         let key = CertificateKey::generate(KeyType::Rsa2048).unwrap();
         let csr = key.csr_der(&[Identifier::dns("rsa.test")]).unwrap();
         assert_eq!(csr_sans(&csr), vec!["rsa.test"]);
-        assert_eq!(CertificateKey::from_pem(&key.to_pem()).unwrap().key_type(), KeyType::Rsa2048);
+        assert_eq!(
+            CertificateKey::from_pem(&key.to_pem()).unwrap().key_type(),
+            KeyType::Rsa2048
+        );
         let signer = key.jws_signer().unwrap();
         assert_eq!(signer.alg(), "RS256");
         assert_eq!(signer.jwk()["e"], "AQAB");
@@ -300,7 +325,10 @@ mod tests {
 
     #[test]
     fn ec_signers_give_raw_signatures() {
-        for (kt, alg, len) in [(KeyType::EcdsaP256, "ES256", 64), (KeyType::EcdsaP384, "ES384", 96)] {
+        for (kt, alg, len) in [
+            (KeyType::EcdsaP256, "ES256", 64),
+            (KeyType::EcdsaP384, "ES384", 96),
+        ] {
             let signer = CertificateKey::generate(kt).unwrap().jws_signer().unwrap();
             assert_eq!(signer.alg(), alg);
             assert_eq!(signer.sign(b"x").unwrap().len(), len);

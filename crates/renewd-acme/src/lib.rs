@@ -77,6 +77,5 @@ pub use poll::PollPolicy;
 pub use probe::ProbeReport;
 pub use types::{
     ACME_ERROR_PREFIX, AccountResource, Authorization, AuthorizationStatus, Challenge,
-    ChallengeStatus, Directory, DirectoryMeta, Identifier, Order, OrderStatus, Problem,
-    Subproblem,
+    ChallengeStatus, Directory, DirectoryMeta, Identifier, Order, OrderStatus, Problem, Subproblem,
 };

@@ -74,15 +74,18 @@ impl Account {
         let url = directory.new_order.clone();
         let (order, _) = self
             .client()
-            .post(self.post_args(step, &url, Some(payload.as_bytes()), None), |r| {
-                let order: Order = r.json()?;
-                let location = r.location()?;
-                Ok(Fetched {
-                    url: location,
-                    body: order,
-                    retry_after: r.retry_after(),
-                })
-            })
+            .post(
+                self.post_args(step, &url, Some(payload.as_bytes()), None),
+                |r| {
+                    let order: Order = r.json()?;
+                    let location = r.location()?;
+                    Ok(Fetched {
+                        url: location,
+                        body: order,
+                        retry_after: r.retry_after(),
+                    })
+                },
+            )
             .await?;
         Ok(order)
     }
@@ -95,7 +98,9 @@ impl Account {
     pub(crate) async fn get_order(&self, step: Step, url: &str) -> Result<Fetched<Order>, Error> {
         let (order, _) = self
             .client()
-            .post(self.post_args(step, url, None, Some(url)), |r| Ok(fetched(r, r.json::<Order>()?)))
+            .post(self.post_args(step, url, None, Some(url)), |r| {
+                Ok(fetched(r, r.json::<Order>()?))
+            })
             .await?;
         Ok(order)
     }
@@ -112,9 +117,10 @@ impl Account {
     ) -> Result<Fetched<Authorization>, Error> {
         let (authz, _) = self
             .client()
-            .post(self.post_args(Step::Authorization, url, None, order_url), |r| {
-                Ok(fetched(r, r.json::<Authorization>()?))
-            })
+            .post(
+                self.post_args(Step::Authorization, url, None, order_url),
+                |r| Ok(fetched(r, r.json::<Authorization>()?)),
+            )
             .await?;
         Ok(authz)
     }
@@ -131,9 +137,10 @@ impl Account {
     ) -> Result<Fetched<Challenge>, Error> {
         let (challenge, _) = self
             .client()
-            .post(self.post_args(Step::Challenge, url, Some(b"{}"), order_url), |r| {
-                Ok(fetched(r, r.json::<Challenge>()?))
-            })
+            .post(
+                self.post_args(Step::Challenge, url, Some(b"{}"), order_url),
+                |r| Ok(fetched(r, r.json::<Challenge>()?)),
+            )
             .await?;
         Ok(challenge)
     }
@@ -156,7 +163,9 @@ impl Account {
             let authz = self.authorization_in(url, order_url).await?;
             match authz.body.status {
                 AuthorizationStatus::Pending => {
-                    backoff.wait(authz.retry_after, Step::Authorization, url).await?;
+                    backoff
+                        .wait(authz.retry_after, Step::Authorization, url)
+                        .await?;
                 }
                 AuthorizationStatus::Valid => return Ok(authz.body),
                 _ => return Err(authorization_failed(url, &authz.body)),
@@ -175,7 +184,12 @@ impl Account {
         let (order, _) = self
             .client()
             .post(
-                self.post_args(Step::Finalize, finalize_url, Some(payload.as_bytes()), Some(order_url)),
+                self.post_args(
+                    Step::Finalize,
+                    finalize_url,
+                    Some(payload.as_bytes()),
+                    Some(order_url),
+                ),
                 |r| {
                     let order: Order = r.json()?;
                     // The answer is the order; its URL is the order's, not finalize's.
@@ -210,7 +224,9 @@ impl Account {
             let order = self.get_order(Step::PollOrder, url).await?;
             match order.body.status {
                 OrderStatus::Processing => retry_after = order.retry_after,
-                OrderStatus::Invalid => return Err(order_invalid(Step::PollOrder, url, &order.body)),
+                OrderStatus::Invalid => {
+                    return Err(order_invalid(Step::PollOrder, url, &order.body));
+                }
                 _ => return Ok(order.body),
             }
         }

@@ -56,7 +56,11 @@ impl Backoff {
 
     /// The next wait: `Retry-After` (relative to `now`, clamped to [0, max_retry_after]) or
     /// the next back-off step (×1.5 up to the maximum).
-    pub(crate) fn next_delay(&mut self, retry_after: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Duration {
+    pub(crate) fn next_delay(
+        &mut self,
+        retry_after: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Duration {
         match retry_after {
             Some(at) => (at - now)
                 .to_std()
@@ -94,6 +98,7 @@ impl Backoff {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use chrono::TimeDelta;
@@ -114,8 +119,14 @@ mod tests {
         let policy = PollPolicy::default();
         let mut b = Backoff::new(&policy, Instant::now() + Duration::from_secs(60));
         let now = Utc::now();
-        assert_eq!(b.next_delay(Some(now + TimeDelta::seconds(3)), now), Duration::from_secs(3));
-        assert_eq!(b.next_delay(Some(now - TimeDelta::seconds(3)), now), Duration::ZERO);
+        assert_eq!(
+            b.next_delay(Some(now + TimeDelta::seconds(3)), now),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            b.next_delay(Some(now - TimeDelta::seconds(3)), now),
+            Duration::ZERO
+        );
         assert_eq!(
             b.next_delay(Some(now + TimeDelta::days(2)), now),
             policy.max_retry_after

@@ -29,12 +29,15 @@ impl AcmeClient {
         let limit = self.settings().probe_timeout;
         let started = Instant::now();
         let remaining = |url: &str| {
-            limit.checked_sub(started.elapsed()).filter(|d| !d.is_zero()).ok_or_else(|| Error::Transport {
-                step: Step::Probe,
-                url: url.to_string(),
-                kind: TransportErrorKind::Timeout,
-                message: format!("the probe took longer than {limit:?}"),
-            })
+            limit
+                .checked_sub(started.elapsed())
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| Error::Transport {
+                    step: Step::Probe,
+                    url: url.to_string(),
+                    kind: TransportErrorKind::Timeout,
+                    message: format!("the probe took longer than {limit:?}"),
+                })
         };
         let directory = self
             .fetch_directory(Step::Probe, Some(remaining(self.directory_url())?))
@@ -42,8 +45,12 @@ impl AcmeClient {
         let directory_latency = started.elapsed();
         self.set_directory(directory.clone()).await;
         let nonce_started = Instant::now();
-        self.head_nonce(Step::Probe, &directory.new_nonce, Some(remaining(&directory.new_nonce)?))
-            .await?;
+        self.head_nonce(
+            Step::Probe,
+            &directory.new_nonce,
+            Some(remaining(&directory.new_nonce)?),
+        )
+        .await?;
         Ok(ProbeReport {
             latency: started.elapsed(),
             directory_latency,

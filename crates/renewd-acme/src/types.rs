@@ -156,7 +156,8 @@ impl Problem {
                     .iter()
                     .filter_map(|item| {
                         let sub = item.as_object()?;
-                        let text = |key: &str| sub.get(key).and_then(|v| v.as_str()).map(str::to_string);
+                        let text =
+                            |key: &str| sub.get(key).and_then(|v| v.as_str()).map(str::to_string);
                         Some(Subproblem {
                             problem_type: text("type"),
                             detail: text("detail"),
@@ -208,7 +209,11 @@ impl fmt::Display for Problem {
             (None, None) => f.write_str("problem without type or detail")?,
         }
         for sub in &self.subproblems {
-            let who = sub.identifier.as_ref().map(|i| i.value.as_str()).unwrap_or("?");
+            let who = sub
+                .identifier
+                .as_ref()
+                .map(|i| i.value.as_str())
+                .unwrap_or("?");
             let t = sub.problem_type.as_deref().unwrap_or("?");
             let t = t.strip_prefix(ACME_ERROR_PREFIX).unwrap_or(t);
             write!(f, "; {who}: {t}")?;
@@ -402,6 +407,7 @@ pub(crate) struct SuggestedWindowWire {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -417,8 +423,10 @@ mod tests {
         ] {
             assert_eq!(Problem::from_json(body), None, "{body:?}");
         }
-        let odd = Problem::from_json(br#"{"type": 5, "detail": ["x"], "status": "500", "subproblems": "no"}"#)
-            .unwrap();
+        let odd = Problem::from_json(
+            br#"{"type": 5, "detail": ["x"], "status": "500", "subproblems": "no"}"#,
+        )
+        .unwrap();
         assert_eq!(odd, Problem::default());
         let p = Problem::from_json(
             br#"{"type":"urn:ietf:params:acme:error:rejectedIdentifier","detail":"no","status":400,
@@ -429,7 +437,10 @@ mod tests {
         assert!(p.is("rejectedIdentifier"));
         assert_eq!(p.status, Some(400));
         assert_eq!(p.subproblems.len(), 1);
-        assert_eq!(p.to_string(), "rejectedIdentifier: no; a.test: caa (CAA forbids)");
+        assert_eq!(
+            p.to_string(),
+            "rejectedIdentifier: no; a.test: caa (CAA forbids)"
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use crate::names::{CaName, CertName};
 
 /// How close a certificate is to its deadline; decides which CAs may be tried and how loud
 /// failures are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Urgency {
     /// Early in the renewal window: the preferred CA only, gentle back-off.

@@ -130,7 +130,10 @@ impl Pebble {
             )
             .env("PEBBLE_AUTHZREUSE", "0");
         if options.alternate_roots > 0 {
-            cmd.env("PEBBLE_ALTERNATE_ROOTS", options.alternate_roots.to_string());
+            cmd.env(
+                "PEBBLE_ALTERNATE_ROOTS",
+                options.alternate_roots.to_string(),
+            );
         }
         if let Some(n) = options.chain_length {
             cmd.env("PEBBLE_CHAIN_LENGTH", n.to_string());

@@ -36,7 +36,8 @@ impl ThrowawayTls {
             "::1".to_string(),
         ])
         .unwrap();
-        leaf.distinguished_name.push(DnType::CommonName, "localhost");
+        leaf.distinguished_name
+            .push(DnType::CommonName, "localhost");
         let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
 
         let tls = ThrowawayTls {
