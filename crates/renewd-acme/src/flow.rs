@@ -8,18 +8,21 @@ use std::sync::{Mutex, PoisonError};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use renewd_core::{ChallengeType, KeyType, Step};
+use renewd_core::{ChallengeType, FailureClass, KeyType, Step};
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use crate::account::Account;
 use crate::challenge::ChallengeAnswer;
+use crate::client::Fetched;
 use crate::error::{BoxError, Error};
 use crate::finalize;
 use crate::http::BoxFuture;
 use crate::jws::b64;
 use crate::keys::CertificateKey;
 use crate::order::NewOrder;
-use crate::types::Identifier;
+use crate::poll::Backoff;
+use crate::types::{Identifier, Order};
 
 /// Presents challenge answers (http-01 responder, DNS hook, tls-alpn-01 responder) and
 /// removes them afterwards.
@@ -172,7 +175,7 @@ impl Account {
             profile: request.profile.clone(),
             replaces: request.replaces.clone(),
         };
-        let order = match self.new_order(&new).await {
+        let order = match self.new_order_patiently(&new).await {
             Err(e)
                 if e.is_problem("alreadyReplaced")
                     && request.retry_without_replaces
@@ -180,7 +183,7 @@ impl Account {
             {
                 tracing::info!("the certificate was already replaced; ordering without replaces");
                 new.replaces = None;
-                self.new_order(&new).await?
+                self.new_order_patiently(&new).await?
             }
             other => other?,
         };
@@ -213,6 +216,25 @@ impl Account {
             source,
         })?;
         finalize::complete(self, &record, &key, &csr, Some(order), solver, sink).await
+    }
+
+    /// newOrder, retried after a short wait while the CA keeps refusing our nonces (a
+    /// `badNonce` that outlived the client's immediate retries). Safe: a request refused for
+    /// its nonce was not acted on, so this never makes a second order.
+    async fn new_order_patiently(&self, new: &NewOrder) -> Result<Fetched<Order>, Error> {
+        let settings = self.client().settings();
+        let mut backoff = Backoff::new(&settings.poll, Instant::now() + settings.order_timeout);
+        loop {
+            match self.new_order(new).await {
+                Err(e) if e.class() == FailureClass::BadNonce => {
+                    let url = e.url().unwrap_or_default().to_string();
+                    if backoff.wait(None, Step::NewOrder, &url).await.is_err() {
+                        return Err(e);
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Finishes an order from its record (after a restart or a failed attempt): fetches the

@@ -264,6 +264,14 @@ fn kind_of(err: &(dyn std::error::Error + 'static)) -> TransportErrorKind {
         return TransportErrorKind::Tls;
     }
     if let Some(io) = err.downcast_ref::<std::io::Error>() {
+        // Connectors wrap errors in io::Error, sometimes twice (hyper-rustls around
+        // tokio-rustls): look inside first, since `source()` skips the wrapped error.
+        if let Some(inner) = io.get_ref() {
+            let inner_kind = kind_of(inner);
+            if inner_kind != TransportErrorKind::Other {
+                return inner_kind;
+            }
+        }
         return match io.kind() {
             K::TimedOut => TransportErrorKind::Timeout,
             K::ConnectionRefused
@@ -273,12 +281,6 @@ fn kind_of(err: &(dyn std::error::Error + 'static)) -> TransportErrorKind {
             | K::NotFound => TransportErrorKind::Connect,
             K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
                 TransportErrorKind::Reset
-            }
-            _ if io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>()) =>
-            {
-                TransportErrorKind::Tls
             }
             _ => TransportErrorKind::Other,
         };

@@ -668,3 +668,190 @@ async fn probe_reports_a_dead_ca_as_unavailable() {
         (Step::Probe, OutcomeClass::CaUnavailable)
     );
 }
+
+#[tokio::test]
+async fn resume_of_a_pending_order_redoes_the_authorizations() {
+    let solver = Http01Solver::start().await;
+    let pebble = Pebble::start(PebbleOptions {
+        http_port: Some(solver.port()),
+        ..PebbleOptions::default()
+    })
+    .await;
+    let http = FaultyHttp::new(HyperClient::new(&settings(&pebble).http).unwrap());
+    let died = Arc::new(Notify::new());
+    // The first process dies while reading the first authorization: nothing answered yet.
+    http.add("/authZ/", 1, Fault::HangAfterSending(died.clone()));
+    let (first_client, _) = client_over(&pebble, http.clone());
+    let acct = account(&first_client).await;
+    let sink = MemoryPendingOrders::default();
+    let req = IssueRequest::dns(&["pending.test"]);
+    tokio::select! {
+        result = acct.issue(&req, &solver, &sink) => {
+            panic!("the flow should hang: {result:?}")
+        }
+        () = died.notified() => {}
+    }
+    let record = sink.records().pop().unwrap();
+    let (client, recorder) = client(&pebble);
+    let acct = client.account(acct.key().clone(), record.account_url.clone());
+    assert_eq!(
+        acct.order(&record.order_url).await.unwrap().body.status,
+        OrderStatus::Pending
+    );
+    let issued = acct.resume(&record, &solver, &sink).await.unwrap();
+    assert_eq!(issued.order_url, record.order_url);
+    assert_eq!(recorder.count(Step::NewOrder), 0);
+    assert_eq!(
+        recorder.count(Step::Challenge),
+        1,
+        "the authorization was redone"
+    );
+    let root = pebble.issuing_root_pem(0).await;
+    verify_chain(&issued.chain_pem, &root, &["pending.test"], &issued.key_pem);
+}
+
+#[tokio::test]
+async fn failed_validation_is_rejected_with_the_challenge_problem() {
+    // Nobody serves http-01 on pebble's httpPort: validation fails for real.
+    let pebble = Pebble::start(PebbleOptions::default()).await;
+    let (client, _) = client(&pebble);
+    let acct = account(&client).await;
+    let sink = MemoryPendingOrders::default();
+    let err = acct
+        .issue(&IssueRequest::dns(&["unserved.test"]), &NoopSolver, &sink)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::AuthorizationFailed { .. }), "{err}");
+    assert_eq!(err.class(), FailureClass::Rejected { ca_specific: false });
+    let problem = err.problem().unwrap();
+    assert!(
+        problem.is("connection") || problem.is("unauthorized"),
+        "{problem:?}"
+    );
+    // The order is invalid now, and resuming says so with the order's error.
+    let record = sink.records().pop().unwrap();
+    let resumed = acct.resume(&record, &NoopSolver, &sink).await.unwrap_err();
+    assert!(matches!(resumed, Error::OrderInvalid { .. }), "{resumed}");
+    assert!(resumed.problem().is_some(), "the order's error is kept");
+    assert!(
+        sink.records().is_empty(),
+        "an invalid order's record is dropped"
+    );
+}
+
+#[tokio::test]
+async fn recovery_gives_up_at_the_deadline_and_keeps_the_record() {
+    let pebble = Pebble::start(PebbleOptions {
+        va_always_valid: true,
+        ..PebbleOptions::default()
+    })
+    .await;
+    let http = FaultyHttp::new(HyperClient::new(&settings(&pebble).http).unwrap());
+    http.add(
+        "/finalize-order/",
+        usize::MAX,
+        Fault::AnswerWithoutSending {
+            status: 503,
+            body: r#"{"type":"urn:ietf:params:acme:error:serverInternal","detail":"down"}"#,
+        },
+    );
+    let mut short = settings(&pebble);
+    short.order_timeout = std::time::Duration::from_millis(1500);
+    let recorder = Arc::new(support::Recorder::default());
+    let client = AcmeClient::with_http_client(pebble.directory_url(), http.clone(), short)
+        .with_observer(recorder.clone());
+    let acct = account(&client).await;
+    let sink = MemoryPendingOrders::default();
+    let started = std::time::Instant::now();
+    let err = acct
+        .issue(&IssueRequest::dns(&["down.test"]), &NoopSolver, &sink)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    assert_eq!(err.class(), FailureClass::CaUnavailable, "{err}");
+    assert_eq!(
+        err.http_status(),
+        Some(503),
+        "the last failure is reported: {err}"
+    );
+    assert_eq!(
+        sink.records().len(),
+        1,
+        "the order can still complete later"
+    );
+    assert_eq!(recorder.count(Step::NewOrder), 1);
+    assert!(recorder.count(Step::Finalize) >= 2, "finalize was retried");
+}
+
+#[tokio::test]
+async fn tls_failure_and_timeouts_are_ca_unavailable() {
+    let pebble = Pebble::start(PebbleOptions::default()).await;
+    // Without pebble's TLS root, the handshake fails.
+    let untrusting = AcmeClient::new(
+        pebble.directory_url(),
+        renewd_acme::ClientSettings::default(),
+    )
+    .unwrap();
+    let err = untrusting.directory().await.unwrap_err();
+    assert_eq!(err.class(), FailureClass::CaUnavailable);
+    assert!(
+        matches!(
+            err,
+            Error::Transport {
+                kind: renewd_acme::TransportErrorKind::Tls,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // A server that accepts and never answers: the whole-request timeout fires.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/dir", silent.local_addr().unwrap());
+    let _hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let mut quick = renewd_acme::ClientSettings::default();
+    quick.http.request_timeout = std::time::Duration::from_millis(300);
+    let err = AcmeClient::new(url, quick)
+        .unwrap()
+        .directory()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Transport {
+                kind: renewd_acme::TransportErrorKind::Timeout,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.class(), FailureClass::CaUnavailable);
+
+    // Nothing listening: refused.
+    let port = renewd_testsupport::free_port();
+    let err = AcmeClient::new(
+        format!("http://127.0.0.1:{port}/dir"),
+        renewd_acme::ClientSettings::default(),
+    )
+    .unwrap()
+    .directory()
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Transport {
+                kind: renewd_acme::TransportErrorKind::Connect,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

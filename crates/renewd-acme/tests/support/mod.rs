@@ -48,19 +48,22 @@ pub fn client_over(pebble: &Pebble, http: Arc<dyn HttpClient>) -> (AcmeClient, A
     (client, recorder)
 }
 
-/// A new account with a new key.
+/// A new account with a new key. A `badNonce` that outlived the client's own retries is
+/// transient (as the issuer treats it): ask again, a bounded number of times.
 pub async fn account(client: &AcmeClient) -> renewd_acme::Account {
-    client
-        .new_account(
-            AccountKey::generate(),
-            &NewAccount {
-                contact: vec!["mailto:ops@example.com".to_string()],
-                terms_of_service_agreed: true,
-                eab: None,
-            },
-        )
-        .await
-        .unwrap()
+    let key = AccountKey::generate();
+    let new = NewAccount {
+        contact: vec!["mailto:ops@example.com".to_string()],
+        terms_of_service_agreed: true,
+        eab: None,
+    };
+    for _ in 0..5 {
+        match client.new_account(key.clone(), &new).await {
+            Err(e) if e.class() == renewd_core::FailureClass::BadNonce => continue,
+            other => return other.unwrap(),
+        }
+    }
+    panic!("badNonce five times in a row, each after the client's own retries")
 }
 
 /// Records every request event.
