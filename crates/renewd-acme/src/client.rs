@@ -234,6 +234,10 @@ impl AcmeClient {
                 return Ok(n);
             }
             let url = self.directory().await?.new_nonce.clone();
+            // Fetching the directory may have brought a nonce.
+            if let Some(n) = self.shared.nonces.take() {
+                return Ok(n);
+            }
             self.head_nonce(step, &url, limit).await?;
         }
         // Other tasks took every nonce we fetched; one more HEAD, kept for ourselves.
@@ -412,7 +416,7 @@ impl AcmeClient {
     ) -> Result<(T, Reply), Error> {
         let mut attempt = 0;
         loop {
-            let nonce = self.nonce(post.step, None).await?;
+            let nonce = self.nonce(Step::Nonce, None).await?;
             let body = jws::sign(post.key, post.key_ref, Some(&nonce), post.url, post.payload)?;
             let request = self.request(
                 Method::POST,

@@ -387,6 +387,25 @@ mod tests {
     }
 
     #[test]
+    fn account_key_file_is_0600_and_loads_back() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("account.pem");
+        let key = AccountKey::generate();
+        key.save(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(
+            AccountKey::load(&path).unwrap().thumbprint(),
+            key.thumbprint()
+        );
+        let missing = AccountKey::load(&dir.path().join("nope")).unwrap_err();
+        assert_eq!(missing.class(), renewd_core::FailureClass::Local);
+        std::fs::write(&path, "garbage").unwrap();
+        assert!(AccountKey::load(&path).is_err());
+    }
+
+    #[test]
     fn pem_round_trip() {
         let key = AccountKey::generate();
         let pem = key.to_pkcs8_pem();

@@ -324,6 +324,20 @@ mod tests {
     }
 
     #[test]
+    fn rsa_3072_and_4096_keys() {
+        let started = std::time::Instant::now();
+        for kt in [KeyType::Rsa3072, KeyType::Rsa4096] {
+            let key = CertificateKey::generate(kt).unwrap();
+            assert_eq!(
+                CertificateKey::from_pem(&key.to_pem()).unwrap().key_type(),
+                kt
+            );
+            key.csr_der(&[Identifier::dns("big.test")]).unwrap();
+        }
+        eprintln!("RSA 3072 + 4096 generation: {:?}", started.elapsed());
+    }
+
+    #[test]
     fn ec_signers_give_raw_signatures() {
         for (kt, alg, len) in [
             (KeyType::EcdsaP256, "ES256", 64),

@@ -51,6 +51,8 @@ mod observer;
 mod order;
 mod poll;
 mod probe;
+#[cfg(test)]
+mod scripted_tests;
 mod types;
 
 pub use account::{Account, NewAccount};
