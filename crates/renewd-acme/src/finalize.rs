@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::flow::{ChallengeSolver, Issued, PendingOrder, PendingOrderSink};
 use crate::keys::CertificateKey;
 use crate::order::{authorization_failed, invalid_order_error};
-use crate::poll::Backoff;
+use crate::poll::{Backoff, deadline_after};
 use crate::types::{AuthorizationStatus, ChallengeStatus, Order, OrderStatus};
 
 /// Whether waiting and asking again may get past `e`.
@@ -37,7 +37,7 @@ pub(crate) async fn complete(
     sink: &dyn PendingOrderSink,
 ) -> Result<Issued, Error> {
     let settings = account.client().settings().clone();
-    let deadline = Instant::now() + settings.order_timeout;
+    let deadline = deadline_after(settings.order_timeout);
     let url = record.order_url.as_str();
     let mut current = match order {
         Some(o) => o,

@@ -10,7 +10,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use renewd_core::{ChallengeType, FailureClass, KeyType, Step};
 use serde::{Deserialize, Serialize};
-use tokio::time::Instant;
 
 use crate::account::Account;
 use crate::challenge::ChallengeAnswer;
@@ -21,7 +20,7 @@ use crate::http::BoxFuture;
 use crate::jws::b64;
 use crate::keys::CertificateKey;
 use crate::order::NewOrder;
-use crate::poll::Backoff;
+use crate::poll::{Backoff, deadline_after};
 use crate::types::{Identifier, Order};
 
 /// Presents challenge answers (http-01 responder, DNS hook, tls-alpn-01 responder) and
@@ -223,7 +222,7 @@ impl Account {
     /// its nonce was not acted on, so this never makes a second order.
     async fn new_order_patiently(&self, new: &NewOrder) -> Result<Fetched<Order>, Error> {
         let settings = self.client().settings();
-        let mut backoff = Backoff::new(&settings.poll, Instant::now() + settings.order_timeout);
+        let mut backoff = Backoff::new(&settings.poll, deadline_after(settings.order_timeout));
         loop {
             match self.new_order(new).await {
                 Err(e) if e.class() == FailureClass::BadNonce => {
@@ -246,6 +245,16 @@ impl Account {
         solver: &dyn ChallengeSolver,
         sink: &dyn PendingOrderSink,
     ) -> Result<Issued, Error> {
+        if record.account_url != self.url() || record.directory_url != self.client().directory_url()
+        {
+            return Err(Error::InvalidRequest {
+                step: Step::PollOrder,
+                detail: format!(
+                    "the pending order {} belongs to account {} at {}, not to this account",
+                    record.order_url, record.account_url, record.directory_url
+                ),
+            });
+        }
         let key = CertificateKey::from_pem(&record.key_pem)?;
         let csr = record.csr_der()?;
         finalize::complete(self, record, &key, &csr, None, solver, sink).await

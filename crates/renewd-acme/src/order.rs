@@ -8,7 +8,7 @@ use crate::account::Account;
 use crate::client::{Fetched, Reply};
 use crate::error::Error;
 use crate::jws::b64;
-use crate::poll::Backoff;
+use crate::poll::{Backoff, deadline_after};
 use crate::types::{
     Authorization, AuthorizationStatus, Challenge, ChallengeStatus, Identifier, Order, OrderStatus,
 };
@@ -148,7 +148,7 @@ impl Account {
     /// Polls an authorization until it leaves `pending`. `valid` is success; anything else
     /// is [`Error::AuthorizationFailed`] with the failed challenge's error.
     pub async fn poll_authorization(&self, url: &str) -> Result<Authorization, Error> {
-        let deadline = Instant::now() + self.client().settings().poll.timeout;
+        let deadline = deadline_after(self.client().settings().poll.timeout);
         self.poll_authorization_in(url, None, deadline).await
     }
 
@@ -207,7 +207,7 @@ impl Account {
     /// Polls an order while it is `processing`. Returns it once it is anything else but
     /// `invalid` (which is [`Error::OrderInvalid`]).
     pub async fn poll_order(&self, url: &str) -> Result<Order, Error> {
-        let deadline = Instant::now() + self.client().settings().poll.timeout;
+        let deadline = deadline_after(self.client().settings().poll.timeout);
         self.poll_order_until(url, None, deadline).await
     }
 

@@ -33,6 +33,14 @@ impl Default for PollPolicy {
     }
 }
 
+/// `now + limit`, saturating far in the future instead of overflowing on absurd limits.
+pub(crate) fn deadline_after(limit: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(limit)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
 /// One sequence of waits against a deadline.
 #[derive(Debug)]
 pub(crate) struct Backoff {
@@ -68,7 +76,7 @@ impl Backoff {
                 .min(self.max_retry_after),
             None => {
                 let delay = self.next;
-                self.next = (self.next * 3 / 2).min(self.max);
+                self.next = (self.next.saturating_mul(3) / 2).min(self.max);
                 delay
             }
         }
@@ -133,6 +141,19 @@ mod tests {
         );
         // Retry-After does not advance the back-off.
         assert_eq!(b.next_delay(None, now), policy.first_interval);
+    }
+
+    #[test]
+    fn absurd_limits_do_not_overflow() {
+        let policy = PollPolicy {
+            max_interval: Duration::MAX,
+            ..PollPolicy::default()
+        };
+        let mut b = Backoff::new(&policy, deadline_after(Duration::MAX));
+        for _ in 0..200 {
+            b.next_delay(None, Utc::now());
+        }
+        assert!(deadline_after(Duration::MAX) > Instant::now());
     }
 
     #[tokio::test(start_paused = true)]
