@@ -368,3 +368,166 @@ impl HttpClient for HeaderProbe {
         self.0.request(request)
     }
 }
+
+fn leaf_chain_pem() -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["a.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    cert.pem()
+}
+
+struct Noop;
+
+impl crate::ChallengeSolver for Noop {
+    fn present<'a>(
+        &'a self,
+        _: &'a crate::ChallengeAnswer,
+    ) -> BoxFuture<'a, Result<(), crate::BoxError>> {
+        Box::pin(async { Err("no challenge expected".into()) })
+    }
+    fn cleanup<'a>(
+        &'a self,
+        _: &'a crate::ChallengeAnswer,
+    ) -> BoxFuture<'a, Result<(), crate::BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+fn record(key: &crate::CertificateKey) -> crate::PendingOrder {
+    let ids = vec![Identifier::dns("a.test")];
+    crate::PendingOrder {
+        directory_url: "https://ca/dir".into(),
+        account_url: "https://ca/acct/1".into(),
+        order_url: "https://ca/order/1".into(),
+        csr: crate::jws::b64(key.csr_der(&ids).unwrap()),
+        identifiers: ids,
+        key_type: key.key_type(),
+        key_pem: key.to_pem(),
+        challenge: renewd_core::ChallengeType::Http01,
+        profile: None,
+        preferred_chain: None,
+        created: Utc::now(),
+    }
+}
+
+const READY: &str = r#"{"status":"ready","finalize":"https://ca/finalize/1","authorizations":[]}"#;
+const PROCESSING: &str =
+    r#"{"status":"processing","finalize":"https://ca/finalize/1","authorizations":[]}"#;
+const VALID: &str = r#"{"status":"valid","finalize":"https://ca/finalize/1","authorizations":[],
+    "certificate":"https://ca/cert/1"}"#;
+
+#[tokio::test(start_paused = true)]
+async fn recovery_honours_retry_after_clamped() {
+    let (http, events, client) = setup();
+    http.push(200, &[("replay-nonce", "n0")], DIRECTORY);
+    http.push(200, &[("replay-nonce", "n1")], READY);
+    http.push(
+        503,
+        &[("replay-nonce", "n2"), ("retry-after", "30")],
+        "<html>503</html>",
+    );
+    // The CA had acted: the order is processing, and asks for a very long wait.
+    http.push(
+        200,
+        &[("replay-nonce", "n3"), ("retry-after", "100000")],
+        PROCESSING,
+    );
+    http.push(200, &[("replay-nonce", "n4")], VALID);
+    http.push(200, &[("replay-nonce", "n5")], &leaf_chain_pem());
+    let key = crate::CertificateKey::generate(renewd_core::KeyType::EcdsaP256).unwrap();
+    let record = record(&key);
+    let account = client.account(AccountKey::generate(), "https://ca/acct/1");
+    let sink = crate::MemoryPendingOrders::default();
+    let started = tokio::time::Instant::now();
+    let issued = account.resume(&record, &Noop, &sink).await.unwrap();
+    let waited = started.elapsed();
+    // 30 s as asked after the 503, then 60 s (the clamp) instead of 100000 s.
+    assert!(
+        waited >= std::time::Duration::from_secs(89)
+            && waited <= std::time::Duration::from_secs(91),
+        "{waited:?}"
+    );
+    assert_eq!(issued.order_url, "https://ca/order/1");
+    assert_eq!(issued.key_pem, record.key_pem);
+    let steps: Vec<_> = events
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| (e.step, e.class))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (Step::Directory, OutcomeClass::Ok),
+            (Step::PollOrder, OutcomeClass::Ok),
+            (Step::Finalize, OutcomeClass::CaUnavailable),
+            (Step::PollOrder, OutcomeClass::Ok),
+            (Step::PollOrder, OutcomeClass::Ok),
+            (Step::Download, OutcomeClass::Ok),
+        ]
+    );
+    // The same CSR was sent.
+    let finalize = &http.seen()[2];
+    assert_eq!(payload_of(&finalize.2)["csr"], record.csr);
+}
+
+#[tokio::test(start_paused = true)]
+async fn order_not_ready_means_fetch_the_order_and_an_invalid_order_keeps_its_error() {
+    let (http, _, client) = setup();
+    http.push(200, &[("replay-nonce", "n0")], DIRECTORY);
+    http.push(200, &[("replay-nonce", "n1")], READY);
+    http.push(
+        403,
+        &[("replay-nonce", "n2")],
+        r#"{"type":"urn:ietf:params:acme:error:orderNotReady","detail":"not ready"}"#,
+    );
+    http.push(
+        200,
+        &[("replay-nonce", "n3")],
+        r#"{"status":"invalid","finalize":"https://ca/finalize/1","authorizations":[],
+            "error":{"type":"urn:ietf:params:acme:error:caa","detail":"CAA forbids"}}"#,
+    );
+    let key = crate::CertificateKey::generate(renewd_core::KeyType::EcdsaP256).unwrap();
+    let account = client.account(AccountKey::generate(), "https://ca/acct/1");
+    let sink = crate::MemoryPendingOrders::default();
+    let err = account
+        .resume(&record(&key), &Noop, &sink)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::OrderInvalid { .. }), "{err}");
+    assert!(err.is_problem("caa"));
+    assert_eq!(err.class(), FailureClass::Rejected { ca_specific: true });
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stuck_order_ends_at_the_overall_deadline() {
+    let http = Arc::new(Scripted::default());
+    http.push(200, &[("replay-nonce", "n0")], DIRECTORY);
+    for i in 1..1000 {
+        http.push(200, &[("replay-nonce", &format!("n{i}"))], PROCESSING);
+    }
+    let settings = ClientSettings {
+        order_timeout: std::time::Duration::from_secs(120),
+        ..ClientSettings::default()
+    };
+    let client = AcmeClient::with_http_client("https://ca/dir", http.clone(), settings);
+    let key = crate::CertificateKey::generate(renewd_core::KeyType::EcdsaP256).unwrap();
+    let account = client.account(AccountKey::generate(), "https://ca/acct/1");
+    let sink = crate::MemoryPendingOrders::default();
+    let started = tokio::time::Instant::now();
+    let err = account
+        .resume(&record(&key), &Noop, &sink)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Deadline { .. }), "{err}");
+    assert_eq!(err.class(), FailureClass::CaUnavailable);
+    assert_eq!(started.elapsed(), std::time::Duration::from_secs(120));
+    let polls = http.seen().len() - 1;
+    assert!(
+        (20..80).contains(&polls),
+        "backed off: {polls} polls in 120 s"
+    );
+}

@@ -4,7 +4,9 @@
 //!   `pebble-challtestsrv` as its DNS server, each on free loopback ports, with a throwaway
 //!   TLS root generated at run time. Ready when pebble's log says so; killed on drop.
 //! - [`ChildGuard`]: a child process that is killed when the guard drops (and, on Linux,
-//!   when the test process dies).
+//!   when the thread that started it dies — `PR_SET_PDEATHSIG` — so a killed test run
+//!   leaves no orphans; start peers from the test's own thread or a runtime worker, not
+//!   from `spawn_blocking`, whose threads exit when idle).
 //! - [`free_port`]: a free loopback TCP port.
 //!
 //! Every helper panics with a clear message on failure: this crate only runs inside tests.
