@@ -1,0 +1,474 @@
+//! The crate's one error type and its classification into [`FailureClass`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use renewd_core::{ChallengeType, FailureClass, Step};
+
+use crate::http::TransportErrorKind;
+use crate::types::Problem;
+
+/// An error from a caller-supplied component (challenge solver, pending-order sink).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong talking to an ACME CA. Each variant keeps the step and the
+/// URL; server answers keep status, problem document, `Retry-After` and a body snippet.
+/// [`Error::class`] is the one classification everything downstream reads.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The CA answered with an error status. Retrying helps for 5xx (after a back-off), 429
+    /// (after `retry_after`) and `badNonce`; not for other 4xx problems. See
+    /// [`Error::class`].
+    #[error("{step}: {url} answered HTTP {status}: {}", describe(problem.as_deref(), body_snippet))]
+    Status {
+        /// The request.
+        step: Step,
+        /// The request URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The problem document, when the body was one.
+        problem: Option<Box<Problem>>,
+        /// `Retry-After`, as an absolute time.
+        retry_after: Option<DateTime<Utc>>,
+        /// The start of the body (HTML gateway pages included).
+        body_snippet: String,
+    },
+    /// No answer: timeout, refused or reset connection, TLS failure. Retrying after a
+    /// back-off can help.
+    #[error("{step}: {url}: {kind}: {message}")]
+    Transport {
+        /// The request.
+        step: Step,
+        /// The request URL.
+        url: String,
+        /// What failed.
+        kind: TransportErrorKind,
+        /// The underlying error, as text.
+        message: String,
+    },
+    /// The CA answered success with a body or headers this client cannot use (not JSON,
+    /// missing `Location`, no certificate in the chain). Retrying after a back-off can help.
+    #[error(
+        "{step}: {url} answered HTTP {status} that cannot be used: {reason} (body: {body_snippet:?})"
+    )]
+    InvalidResponse {
+        /// The request.
+        step: Step,
+        /// The request URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// What was wrong.
+        reason: String,
+        /// The start of the body.
+        body_snippet: String,
+    },
+    /// The order became `invalid`. Retrying this order cannot help; a new order might.
+    #[error("{step}: order {url} is invalid: {}", describe(problem.as_deref(), ""))]
+    OrderInvalid {
+        /// The request that saw it.
+        step: Step,
+        /// The order URL.
+        url: String,
+        /// The order's `error`.
+        problem: Option<Box<Problem>>,
+    },
+    /// An authorization failed validation (or expired, was deactivated or revoked).
+    /// Retrying cannot help until the cause (DNS, firewall, responder) is fixed.
+    #[error("authorization {url} for {identifier} is {status}: {}", describe(problem.as_deref(), ""))]
+    AuthorizationFailed {
+        /// The authorization URL.
+        url: String,
+        /// The identifier.
+        identifier: String,
+        /// The authorization's status.
+        status: String,
+        /// The failed challenge's `error`.
+        problem: Option<Box<Problem>>,
+    },
+    /// The CA does not offer the wanted challenge type for an identifier. Retrying cannot
+    /// help; another CA or challenge type may.
+    #[error(
+        "authorization {url} for {identifier} offers no {wanted} challenge (offered: {offered:?})"
+    )]
+    ChallengeNotOffered {
+        /// The authorization URL.
+        url: String,
+        /// The identifier.
+        identifier: String,
+        /// The wanted type.
+        wanted: ChallengeType,
+        /// The types offered.
+        offered: Vec<String>,
+    },
+    /// The CA does not support something the request needs (ARI, a profile, key change).
+    /// Retrying cannot help; another CA may.
+    #[error("{step}: the CA at {url} does not support {what}")]
+    Unsupported {
+        /// The request that needed it.
+        step: Step,
+        /// The directory URL.
+        url: String,
+        /// What is missing.
+        what: String,
+    },
+    /// Waiting for the CA (polling, finalize recovery) ran past the deadline. The order may
+    /// still complete: resume it later.
+    #[error("{step}: {url} did not complete within {waited:?}")]
+    Deadline {
+        /// The step waited on.
+        step: Step,
+        /// The resource polled.
+        url: String,
+        /// How long was waited.
+        waited: Duration,
+    },
+    /// A key, CSR or certificate could not be made or read locally. Retrying cannot help.
+    #[error("{step}: {what}: {detail}")]
+    Key {
+        /// The step.
+        step: Step,
+        /// What was being done.
+        what: &'static str,
+        /// Why it failed.
+        detail: String,
+    },
+    /// A local file could not be read or written. Retrying may help once the disk or
+    /// permissions are fixed.
+    #[error("{step}: {}: {source}", path.display())]
+    File {
+        /// The step.
+        step: Step,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A request this client was asked to make is not valid (no identifiers, a bad URL or
+    /// key). Retrying cannot help.
+    #[error("{step}: invalid request: {detail}")]
+    InvalidRequest {
+        /// The step.
+        step: Step,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A caller-supplied component (challenge solver, pending-order sink) failed. Whether
+    /// retrying helps depends on it.
+    #[error("{step}: {what} failed: {source}")]
+    Caller {
+        /// The step.
+        step: Step,
+        /// Which component.
+        what: &'static str,
+        /// Its error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+fn describe(problem: Option<&Problem>, snippet: &str) -> String {
+    match problem {
+        Some(p) => p.to_string(),
+        None if snippet.is_empty() => "(empty body)".to_string(),
+        None => snippet.to_string(),
+    }
+}
+
+/// Whether a refusal with ACME error `name` is specific to the CA (another CA may accept
+/// the same request). Validation failures and malformed requests are not.
+pub(crate) fn is_ca_specific(name: &str) -> bool {
+    matches!(
+        name,
+        "caa"
+            | "invalidProfile"
+            | "externalAccountRequired"
+            | "unsupportedIdentifier"
+            | "unsupportedContact"
+            | "userActionRequired"
+            | "alreadyReplaced"
+            | "accountDoesNotExist"
+            | "badSignatureAlgorithm"
+    )
+}
+
+/// The class of a refusal carried by a problem document (a 4xx, or an invalid order's or
+/// authorization's `error`).
+fn class_of_problem(problem: Option<&Problem>, retry_after: Option<DateTime<Utc>>) -> FailureClass {
+    match problem.and_then(Problem::short_type) {
+        Some("rateLimited") => FailureClass::RateLimited { retry_after },
+        Some("badNonce") => FailureClass::BadNonce,
+        Some(name) => FailureClass::Rejected {
+            ca_specific: is_ca_specific(name),
+        },
+        None => FailureClass::Rejected { ca_specific: false },
+    }
+}
+
+impl Error {
+    /// The failure class (DESIGN.md's table): 5xx, timeouts, connection and TLS failures and
+    /// unusable success answers are `CaUnavailable`; 429 and `rateLimited` are
+    /// `RateLimited`; a `badNonce` that persisted is `BadNonce`; other refusals are
+    /// `Rejected` (CA-specific or not); local failures are `Local`.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            Error::Status {
+                status,
+                problem,
+                retry_after,
+                ..
+            } => {
+                let problem = problem.as_deref();
+                if *status >= 500 {
+                    FailureClass::CaUnavailable
+                } else if *status == 429 {
+                    FailureClass::RateLimited {
+                        retry_after: *retry_after,
+                    }
+                } else if problem.and_then(Problem::short_type).is_some() {
+                    class_of_problem(problem, *retry_after)
+                } else if *status == 408 {
+                    // Request Timeout without a problem: the CA (or a proxy) gave up.
+                    FailureClass::CaUnavailable
+                } else {
+                    // A 4xx without a problem document is not an ACME answer (a proxy, a
+                    // wrong URL): something about this CA, not about the request.
+                    FailureClass::Rejected { ca_specific: true }
+                }
+            }
+            Error::Transport { .. } | Error::InvalidResponse { .. } | Error::Deadline { .. } => {
+                FailureClass::CaUnavailable
+            }
+            Error::OrderInvalid { problem, .. } | Error::AuthorizationFailed { problem, .. } => {
+                class_of_problem(problem.as_deref(), None)
+            }
+            Error::ChallengeNotOffered { .. } | Error::Unsupported { .. } => {
+                FailureClass::Rejected { ca_specific: true }
+            }
+            Error::Key { .. }
+            | Error::File { .. }
+            | Error::InvalidRequest { .. }
+            | Error::Caller { .. } => FailureClass::Local,
+        }
+    }
+
+    /// The step the error belongs to.
+    pub fn step(&self) -> Step {
+        match self {
+            Error::Status { step, .. }
+            | Error::Transport { step, .. }
+            | Error::InvalidResponse { step, .. }
+            | Error::OrderInvalid { step, .. }
+            | Error::Unsupported { step, .. }
+            | Error::Deadline { step, .. }
+            | Error::Key { step, .. }
+            | Error::File { step, .. }
+            | Error::InvalidRequest { step, .. }
+            | Error::Caller { step, .. } => *step,
+            Error::AuthorizationFailed { .. } | Error::ChallengeNotOffered { .. } => {
+                Step::Authorization
+            }
+        }
+    }
+
+    /// The URL of the request or resource, when there is one.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            Error::Status { url, .. }
+            | Error::Transport { url, .. }
+            | Error::InvalidResponse { url, .. }
+            | Error::OrderInvalid { url, .. }
+            | Error::AuthorizationFailed { url, .. }
+            | Error::ChallengeNotOffered { url, .. }
+            | Error::Unsupported { url, .. }
+            | Error::Deadline { url, .. } => Some(url),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, when a response arrived.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Error::Status { status, .. } | Error::InvalidResponse { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The problem document, when there is one.
+    pub fn problem(&self) -> Option<&Problem> {
+        match self {
+            Error::Status { problem, .. }
+            | Error::OrderInvalid { problem, .. }
+            | Error::AuthorizationFailed { problem, .. } => problem.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The problem's type (full URN), when there is one.
+    pub fn problem_type(&self) -> Option<&str> {
+        self.problem().and_then(|p| p.problem_type.as_deref())
+    }
+
+    /// Whether the problem is the ACME error `name` (e.g. `"alreadyReplaced"`).
+    pub fn is_problem(&self, name: &str) -> bool {
+        self.problem().is_some_and(|p| p.is(name))
+    }
+
+    /// `Retry-After` of the failed response, as an absolute time.
+    pub fn retry_after(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Error::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The start of the response body, when one arrived.
+    pub fn body_snippet(&self) -> Option<&str> {
+        match self {
+            Error::Status { body_snippet, .. } | Error::InvalidResponse { body_snippet, .. } => {
+                Some(body_snippet)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16, problem_type: Option<&str>) -> Error {
+        Error::Status {
+            step: Step::Finalize,
+            url: "https://ca/finalize/1".into(),
+            status: code,
+            problem: problem_type.map(|t| {
+                Box::new(Problem {
+                    problem_type: Some(t.to_string()),
+                    detail: Some("detail".into()),
+                    ..Problem::default()
+                })
+            }),
+            retry_after: None,
+            body_snippet: String::new(),
+        }
+    }
+
+    fn acme(name: &str) -> String {
+        format!("urn:ietf:params:acme:error:{name}")
+    }
+
+    #[test]
+    fn classification_table() {
+        use FailureClass::*;
+        let ca_specific = Rejected { ca_specific: true };
+        let not_specific = Rejected { ca_specific: false };
+        let cases: Vec<(Error, FailureClass)> = vec![
+            (status(502, None), CaUnavailable),
+            (status(504, None), CaUnavailable),
+            (status(500, Some(&acme("serverInternal"))), CaUnavailable),
+            (status(503, Some(&acme("rateLimited"))), CaUnavailable),
+            (status(429, None), RateLimited { retry_after: None }),
+            (
+                status(400, Some(&acme("rateLimited"))),
+                RateLimited { retry_after: None },
+            ),
+            (status(400, Some(&acme("badNonce"))), BadNonce),
+            (status(403, Some(&acme("caa"))), ca_specific),
+            (status(400, Some(&acme("invalidProfile"))), ca_specific),
+            (
+                status(403, Some(&acme("externalAccountRequired"))),
+                ca_specific,
+            ),
+            (
+                status(400, Some(&acme("unsupportedIdentifier"))),
+                ca_specific,
+            ),
+            (status(400, Some(&acme("unsupportedContact"))), ca_specific),
+            (status(403, Some(&acme("userActionRequired"))), ca_specific),
+            (status(409, Some(&acme("alreadyReplaced"))), ca_specific),
+            (status(403, Some(&acme("unauthorized"))), not_specific),
+            (status(400, Some(&acme("connection"))), not_specific),
+            (status(400, Some(&acme("dns"))), not_specific),
+            (status(403, Some(&acme("incorrectResponse"))), not_specific),
+            (status(400, Some(&acme("tls"))), not_specific),
+            (status(400, Some(&acme("rejectedIdentifier"))), not_specific),
+            (status(400, Some(&acme("badCSR"))), not_specific),
+            (status(400, Some(&acme("malformed"))), not_specific),
+            (status(400, Some("about:blank")), not_specific),
+            (status(404, None), ca_specific),
+            (status(408, None), CaUnavailable),
+            (
+                Error::Transport {
+                    step: Step::Finalize,
+                    url: "u".into(),
+                    kind: TransportErrorKind::Timeout,
+                    message: "m".into(),
+                },
+                CaUnavailable,
+            ),
+            (
+                Error::InvalidResponse {
+                    step: Step::NewOrder,
+                    url: "u".into(),
+                    status: 201,
+                    reason: "not JSON".into(),
+                    body_snippet: "<html>".into(),
+                },
+                CaUnavailable,
+            ),
+            (
+                Error::OrderInvalid {
+                    step: Step::PollOrder,
+                    url: "u".into(),
+                    problem: None,
+                },
+                not_specific,
+            ),
+            (
+                Error::Key {
+                    step: Step::Finalize,
+                    what: "CSR",
+                    detail: "d".into(),
+                },
+                Local,
+            ),
+            (
+                Error::File {
+                    step: Step::Account,
+                    path: "/x".into(),
+                    source: std::io::Error::other("disk"),
+                },
+                Local,
+            ),
+        ];
+        for (err, want) in cases {
+            assert_eq!(err.class(), want, "{err}");
+        }
+    }
+
+    #[test]
+    fn rate_limit_keeps_retry_after() {
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let mut e = status(429, Some(&acme("rateLimited")));
+        if let Error::Status { retry_after, .. } = &mut e {
+            *retry_after = Some(at);
+        }
+        assert_eq!(
+            e.class(),
+            FailureClass::RateLimited {
+                retry_after: Some(at)
+            }
+        );
+        assert_eq!(e.retry_after(), Some(at));
+        assert_eq!(e.http_status(), Some(429));
+        assert!(e.is_problem("rateLimited"));
+        assert_eq!(e.step(), Step::Finalize);
+        assert!(e.to_string().contains("rateLimited: detail"), "{e}");
+    }
+}

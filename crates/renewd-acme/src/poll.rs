@@ -1,0 +1,171 @@
+//! Waiting between polls: `Retry-After` when the CA sends one (clamped), otherwise a short
+//! first wait that backs off. All waits use `tokio::time`, so paused-time tests drive them.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use renewd_core::Step;
+use tokio::time::Instant;
+
+use crate::error::Error;
+
+/// How the client waits for authorizations, orders and finalize recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollPolicy {
+    /// The first wait without `Retry-After` (at most 250 ms makes a local CA fast).
+    pub first_interval: Duration,
+    /// The longest wait without `Retry-After`.
+    pub max_interval: Duration,
+    /// The longest `Retry-After` honoured; larger values are clamped to this.
+    pub max_retry_after: Duration,
+    /// The overall limit on one wait for an authorization or an order.
+    pub timeout: Duration,
+}
+
+impl Default for PollPolicy {
+    fn default() -> Self {
+        PollPolicy {
+            first_interval: Duration::from_millis(100),
+            max_interval: Duration::from_secs(4),
+            max_retry_after: Duration::from_secs(60),
+            timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// `now + limit`, saturating far in the future instead of overflowing on absurd limits.
+pub(crate) fn deadline_after(limit: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(limit)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
+/// One sequence of waits against a deadline.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    next: Duration,
+    max: Duration,
+    max_retry_after: Duration,
+    started: Instant,
+    deadline: Instant,
+}
+
+impl Backoff {
+    pub(crate) fn new(policy: &PollPolicy, deadline: Instant) -> Backoff {
+        Backoff {
+            next: policy.first_interval,
+            max: policy.max_interval.max(policy.first_interval),
+            max_retry_after: policy.max_retry_after,
+            started: Instant::now(),
+            deadline,
+        }
+    }
+
+    /// The next wait: `Retry-After` (relative to `now`, clamped to [0, max_retry_after]) or
+    /// the next back-off step (×1.5 up to the maximum).
+    pub(crate) fn next_delay(
+        &mut self,
+        retry_after: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Duration {
+        match retry_after {
+            Some(at) => (at - now)
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(self.max_retry_after),
+            None => {
+                let delay = self.next;
+                self.next = (self.next.saturating_mul(3) / 2).min(self.max);
+                delay
+            }
+        }
+    }
+
+    /// Waits before the next attempt; fails with [`Error::Deadline`] when the deadline has
+    /// passed. A wait that would cross the deadline is cut short so one last attempt happens
+    /// at the deadline.
+    pub(crate) async fn wait(
+        &mut self,
+        retry_after: Option<DateTime<Utc>>,
+        step: Step,
+        url: &str,
+    ) -> Result<(), Error> {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return Err(Error::Deadline {
+                step,
+                url: url.to_string(),
+                waited: now - self.started,
+            });
+        }
+        let delay = self.next_delay(retry_after, Utc::now());
+        tokio::time::sleep(delay.min(self.deadline - now)).await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+
+    #[test]
+    fn starts_short_and_backs_off() {
+        let policy = PollPolicy::default();
+        let mut b = Backoff::new(&policy, Instant::now() + Duration::from_secs(60));
+        let now = Utc::now();
+        let delays: Vec<_> = (0..12).map(|_| b.next_delay(None, now)).collect();
+        assert!(delays[0] <= Duration::from_millis(250));
+        assert!(delays.windows(2).all(|w| w[1] >= w[0]));
+        assert_eq!(*delays.last().unwrap(), policy.max_interval);
+    }
+
+    #[test]
+    fn retry_after_is_clamped() {
+        let policy = PollPolicy::default();
+        let mut b = Backoff::new(&policy, Instant::now() + Duration::from_secs(60));
+        let now = Utc::now();
+        assert_eq!(
+            b.next_delay(Some(now + TimeDelta::seconds(3)), now),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            b.next_delay(Some(now - TimeDelta::seconds(3)), now),
+            Duration::ZERO
+        );
+        assert_eq!(
+            b.next_delay(Some(now + TimeDelta::days(2)), now),
+            policy.max_retry_after
+        );
+        // Retry-After does not advance the back-off.
+        assert_eq!(b.next_delay(None, now), policy.first_interval);
+    }
+
+    #[test]
+    fn absurd_limits_do_not_overflow() {
+        let policy = PollPolicy {
+            max_interval: Duration::MAX,
+            ..PollPolicy::default()
+        };
+        let mut b = Backoff::new(&policy, deadline_after(Duration::MAX));
+        for _ in 0..200 {
+            b.next_delay(None, Utc::now());
+        }
+        assert!(deadline_after(Duration::MAX) > Instant::now());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deadline_ends_the_wait() {
+        let policy = PollPolicy::default();
+        let start = Instant::now();
+        let mut b = Backoff::new(&policy, start + Duration::from_secs(10));
+        let mut attempts = 0;
+        while b.wait(None, Step::PollOrder, "u").await.is_ok() {
+            attempts += 1;
+        }
+        assert_eq!(Instant::now() - start, Duration::from_secs(10));
+        assert!(attempts > 3 && attempts < 20, "{attempts}");
+    }
+}

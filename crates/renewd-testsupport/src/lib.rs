@@ -1,0 +1,22 @@
+//! Dev-only support for renewd's tests: real peers on loopback, started per test.
+//!
+//! - [`Pebble`]: Let's Encrypt's test ACME server (Debian's `pebble` package) together with
+//!   `pebble-challtestsrv` as its DNS server, each on free loopback ports, with a throwaway
+//!   TLS root generated at run time. Ready when pebble's log says so; killed on drop.
+//! - [`ChildGuard`]: a child process that is killed when the guard drops (and, on Linux,
+//!   when the thread that started it dies — `PR_SET_PDEATHSIG` — so a killed test run
+//!   leaves no orphans; start peers from the test's own thread or a runtime worker, not
+//!   from `spawn_blocking`, whose threads exit when idle).
+//! - [`free_port`]: a free loopback TCP port.
+//!
+//! Every helper panics with a clear message on failure: this crate only runs inside tests.
+#![allow(clippy::unwrap_used)]
+
+mod child;
+mod https;
+mod pebble;
+mod tls;
+
+pub use child::{ChildGuard, free_port};
+pub use pebble::{Pebble, PebbleOptions};
+pub use tls::ThrowawayTls;
