@@ -5,8 +5,12 @@
 //! Use them with tracing's constant-name syntax, through `event!` (the level macros such as
 //! `warn!` do not accept `{ CONST }` names):
 //!
-//! ```ignore
-//! tracing::event!(Level::WARN, { log_fields::CA } = %ca, { log_fields::STEP } = %step, "probe failed");
+//! ```
+//! use renewd::log_fields::{CA, STEP};
+//! use tracing::Level;
+//!
+//! let (ca, step) = ("zerossl", "probe");
+//! tracing::event!(Level::WARN, { CA } = ca, { STEP } = step, "probe failed");
 //! ```
 //!
 //! In journald (`--log-format journald`, or `auto` under systemd) field names are

@@ -97,6 +97,8 @@ pub async fn serve(
             }
         });
     }
+    // Refuse new connections at once; open ones get a moment to finish.
+    drop(listener);
     if tokio::time::timeout(CLOSE_GRACE, async {
         while connections.join_next().await.is_some() {}
     })
