@@ -115,7 +115,57 @@ pub fn log_request_outcome(o: &RequestOutcome) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use renewd_core::{CaName, CertName, OutcomeClass, Step};
+    use tracing::Level;
+
     use super::*;
+    use crate::test_support::capture;
+
+    #[test]
+    fn request_outcomes_carry_every_ledger_field() {
+        let mut o = RequestOutcome {
+            time: chrono::Utc::now(),
+            ca: CaName::new("zerossl").unwrap(),
+            account: None,
+            cert: Some(CertName::new("www").unwrap()),
+            step: Step::Finalize,
+            http_status: Some(504),
+            problem_type: Some("urn:ietf:params:acme:error:serverInternal".into()),
+            class: OutcomeClass::CaUnavailable,
+            latency: Duration::from_millis(1500),
+            order_url: Some("https://ca.test/order/1".into()),
+            detail: Some("504 Gateway Time-out".into()),
+        };
+        let failed = capture(|| log_request_outcome(&o));
+        o.class = OutcomeClass::Ok;
+        o.cert = None;
+        o.problem_type = None;
+        let ok = capture(|| log_request_outcome(&o));
+
+        let e = &failed[0];
+        assert_eq!(e.level, Level::WARN);
+        assert_eq!(e.field(CA), Some("zerossl"));
+        assert_eq!(e.field(CERT_NAME), Some("www"));
+        assert_eq!(e.field(STEP), Some("finalize"));
+        assert_eq!(e.field(HTTP_STATUS), Some("504"));
+        assert_eq!(
+            e.field(PROBLEM_TYPE),
+            Some("urn:ietf:params:acme:error:serverInternal")
+        );
+        assert_eq!(e.field(CLASS), Some("ca_unavailable"));
+        assert_eq!(e.field(LATENCY_MS), Some("1500"));
+        assert_eq!(e.field(ORDER_URL), Some("https://ca.test/order/1"));
+        assert_eq!(
+            e.field("message"),
+            Some("finalize at zerossl failed (ca_unavailable): 504 Gateway Time-out")
+        );
+        let e = &ok[0];
+        assert_eq!(e.level, Level::DEBUG);
+        assert_eq!(e.field(CERT_NAME), None, "absent values are not recorded");
+        assert_eq!(e.field(CLASS), Some("ok"));
+    }
 
     #[test]
     fn journal_names_are_the_documented_ones() {
