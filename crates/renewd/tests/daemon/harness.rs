@@ -289,12 +289,14 @@ impl Drop for Daemon {
     }
 }
 
+/// Sends signal `name` (`HUP`, `TERM`, `STOP`, …) with the shell's `kill` builtin, which
+/// every machine has.
 pub fn send_signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .args([format!("-{name}"), pid.to_string()])
+    let status = Command::new("/bin/sh")
+        .args(["-c", "kill -s \"$0\" \"$1\"", name, &pid.to_string()])
         .status()
         .unwrap();
-    assert!(status.success(), "kill -{name} {pid}");
+    assert!(status.success(), "kill -s {name} {pid}");
 }
 
 /// The process state letter from `/proc/PID/stat` (`T` when stopped).
