@@ -346,9 +346,9 @@ impl Daemon {
     ) {
         self.notifier.notify(&[NotifyState::Stopping]);
         let grace = self.config.daemon.shutdown_grace;
-        tracing::info!("stopping on {signal}; in-flight work gets up to {grace:?}");
         engine_shutdown.cancel();
         if let Some(engine) = &self.engine {
+            tracing::info!("stopping on {signal}; in-flight work gets up to {grace:?}");
             let deadline = Instant::now() + grace;
             tokio::select! {
                 drained = engine.drain(deadline) => {
@@ -370,6 +370,9 @@ impl Daemon {
                     tracing::warn!("{again} again: not waiting for in-flight work");
                 }
             }
+        }
+        if self.engine.is_none() {
+            tracing::info!("stopping on {signal}");
         }
         self.finish().await;
         tracing::info!("stopped");
