@@ -1,0 +1,76 @@
+//! The `renewd` binary's crate: the command line, the daemon's lifecycle under systemd,
+//! logging and metrics. The renewal engine (store, scheduler, issuer) plugs in through one
+//! seam, [`Engine`].
+//!
+//! # Design overview
+//!
+//! - **Command line** ([`Cli`], [`execute`]): `renewd [--config PATH] [--log-format F] [-v]
+//!   COMMAND`, exactly as `CONTRACT.md` spells it. Usage errors exit 2 (clap's, and names
+//!   the config does not know: [`renew_selection`], [`ledger_filter`]); `check` exits 0 or
+//!   78 with every problem as `PATH:LINE:COL: message` ([`check`]). Nothing but the result
+//!   goes to stdout.
+//! - **Daemon** ([`run_daemon`], [`run_lifecycle`]): systemd `Type=notify`. One root
+//!   cancellation token, a child per subsystem, long tasks in a `JoinSet`. `READY=1` and a
+//!   one-line `STATUS=` once started; `WATCHDOG=1` every half `WATCHDOG_USEC` but only while
+//!   the main loop beats its [`Heartbeat`]; SIGHUP → `RELOADING=1` + `MONOTONIC_USEC=` →
+//!   load and validate → apply or keep the old config → `READY=1`; SIGTERM/SIGINT →
+//!   `STOPPING=1`, no new jobs, drain within `[daemon] shutdown_grace`, exit 0.
+//! - **Engine seam** ([`Engine`], [`StartEngine`], [`EngineContext`]): the daemon starts
+//!   the engine, hands it the heartbeat, the [`StatusLine`], the [`Metrics`] and a shutdown
+//!   token, then only asks it to reload and to drain. This build wires no engine:
+//!   `renew`, `status`, `ledger` and `ca` stop after checking their arguments, and `run`
+//!   keeps the lifecycle without renewing anything, saying so in its log and `STATUS=`.
+//! - **Logging** ([`init_logging`], [`log_fields`], [`log_expiry_danger`]): journald with
+//!   upper-cased, unprefixed fields when `$JOURNAL_STREAM` is stderr; human or JSON lines
+//!   otherwise; expiry alarms at journald priority crit.
+//! - **Metrics** ([`Metrics`], [`serve_metrics`]): Prometheus text at `/metrics`, and
+//!   `/healthz` tied to the heartbeat.
+//! - **Reports** ([`write_status`], [`write_ledger`], [`write_cas`]): tables and the
+//!   contract's JSON, from typed rows.
+//!
+//! Place in the flow: the top. It depends on every library crate; none depends on it.
+
+mod alarm;
+mod check;
+mod cli;
+mod commands;
+mod daemon;
+mod engine;
+mod exit;
+mod heartbeat;
+pub mod log_fields;
+mod logging;
+mod metrics;
+mod report;
+mod selection;
+#[cfg(test)]
+mod test_support;
+
+pub use alarm::{EXPIRY_DANGER, log_expiry_danger};
+pub use check::{check, write_load_error};
+pub use cli::{
+    CONFIG_ENV, Cli, Command, DEFAULT_CONFIG_PATH, JsonFlag, LedgerArgs, LogFormatArg, RenewArgs,
+    config_path,
+};
+pub use commands::execute;
+pub use daemon::{
+    Control, DaemonSetup, Notifier, StartEngineBox, SystemdNotifier, engineless_status,
+    forward_signals, notify_wire, run_daemon, run_lifecycle,
+};
+pub use engine::{Drained, Engine, EngineContext, EngineFuture, StartEngine, StatusLine};
+pub use exit::{
+    CONFIG as EXIT_CONFIG, FAILURE as EXIT_FAILURE, OK as EXIT_OK, USAGE as EXIT_USAGE,
+};
+pub use heartbeat::{Heartbeat, Liveness, period_for as heartbeat_period};
+pub use logging::{
+    FileId, Sink as LogSink, alarm_priorities, default_directives, init_logging,
+    parse_journal_stream, stderr_id, wanted_sink,
+};
+pub use metrics::{
+    CONTENT_TYPE as METRICS_CONTENT_TYPE, CertTimes, Metrics, MetricsListener,
+    serve as serve_metrics,
+};
+pub use report::{
+    CaRow, CertState, Circuit, Format, StatusRow, write_cas, write_ledger, write_status,
+};
+pub use selection::{LedgerFilter, RenewSelection, UsageError, ledger_filter, renew_selection};

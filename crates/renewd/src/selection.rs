@@ -1,0 +1,273 @@
+//! Checks of command-line names against the loaded config, and what they select.
+//!
+//! `--cert NAME` and `--ca NAME` are syntactically checked by clap; whether they name a
+//! configured certificate or CA is only known once the config is loaded. A name that is not
+//! configured is a usage error (exit 2), reported with the names that are.
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use renewd_config::Config;
+use renewd_core::{CaName, CertName};
+
+use crate::cli::{LedgerArgs, RenewArgs};
+
+/// A command-line name that the config does not know. Exit status 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// What one `renew` pass is asked to do, checked against the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewSelection {
+    /// The certificates to consider, in config order, without duplicates.
+    pub certs: Vec<CertName>,
+    /// Renew them even if they are not due.
+    pub force: bool,
+    /// Use only this CA.
+    pub only_ca: Option<CaName>,
+}
+
+/// Checks `renew`'s arguments against `config`.
+///
+/// Without `--cert`, every configured certificate is considered — with `--ca`, every one
+/// that lists that CA. With `--cert`, each named certificate must be configured and, with
+/// `--ca`, must list that CA.
+pub fn renew_selection(config: &Config, args: &RenewArgs) -> Result<RenewSelection, UsageError> {
+    if let Some(ca) = &args.ca {
+        known_ca(config, ca)?;
+    }
+    for name in &args.certs {
+        let cert = known_cert(config, name)?;
+        if let Some(ca) = &args.ca
+            && !cert.cas.contains(ca)
+        {
+            return Err(UsageError(format!(
+                "certificate {:?} does not list CA {:?}; its CAs: {}",
+                name.as_str(),
+                ca.as_str(),
+                join(&cert.cas)
+            )));
+        }
+    }
+    let certs = config
+        .certs
+        .iter()
+        .filter(|c| args.certs.is_empty() || args.certs.contains(&c.name))
+        .filter(|c| args.ca.as_ref().is_none_or(|ca| c.cas.contains(ca)))
+        .map(|c| c.name.clone())
+        .collect();
+    Ok(RenewSelection {
+        certs,
+        force: args.force,
+        only_ca: args.ca.clone(),
+    })
+}
+
+/// Which ledger rows `renewd ledger` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerFilter {
+    /// Only this CA's rows.
+    pub ca: Option<CaName>,
+    /// Only this certificate's rows.
+    pub cert: Option<CertName>,
+    /// Only rows at or after this time.
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl LedgerFilter {
+    /// Whether a row with these values passes the filter.
+    pub fn admits(&self, time: DateTime<Utc>, ca: &CaName, cert: Option<&CertName>) -> bool {
+        self.since.is_none_or(|s| time >= s)
+            && self.ca.as_ref().is_none_or(|c| c == ca)
+            && self.cert.as_ref().is_none_or(|c| Some(c) == cert)
+    }
+}
+
+/// Checks `ledger`'s arguments against `config`; `--since` counts back from `now`.
+pub fn ledger_filter(
+    config: &Config,
+    args: &LedgerArgs,
+    now: DateTime<Utc>,
+) -> Result<LedgerFilter, UsageError> {
+    if let Some(ca) = &args.ca {
+        known_ca(config, ca)?;
+    }
+    if let Some(cert) = &args.cert {
+        known_cert(config, cert)?;
+    }
+    let since = match args.since {
+        None => None,
+        Some(d) => Some(since(now, d)?),
+    };
+    Ok(LedgerFilter {
+        ca: args.ca.clone(),
+        cert: args.cert.clone(),
+        since,
+    })
+}
+
+fn since(now: DateTime<Utc>, d: Duration) -> Result<DateTime<Utc>, UsageError> {
+    TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| now.checked_sub_signed(d))
+        .ok_or_else(|| UsageError(format!("--since {}s reaches before any date", d.as_secs())))
+}
+
+fn known_ca(config: &Config, ca: &CaName) -> Result<(), UsageError> {
+    match config.ca(ca) {
+        Some(_) => Ok(()),
+        None => Err(UsageError(format!(
+            "CA {:?} is not configured; configured CAs: {}",
+            ca.as_str(),
+            join(config.cas.iter().map(|c| &c.name))
+        ))),
+    }
+}
+
+fn known_cert<'c>(
+    config: &'c Config,
+    name: &CertName,
+) -> Result<&'c renewd_config::CertConfig, UsageError> {
+    config.cert(name).ok_or_else(|| {
+        UsageError(format!(
+            "certificate {:?} is not configured; configured certificates: {}",
+            name.as_str(),
+            join(config.certs.iter().map(|c| &c.name))
+        ))
+    })
+}
+
+fn join<T: fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    let names: Vec<String> = items.into_iter().map(|i| i.to_string()).collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use renewd_config::LoadEnv;
+
+    use super::*;
+
+    const CONFIG: &str = r#"
+state_dir = "/tmp/renewd-test"
+[[ca]]
+name = "zerossl"
+directory = "https://acme.zerossl.invalid/directory"
+[[ca]]
+name = "letsencrypt"
+directory = "https://acme.letsencrypt.invalid/directory"
+[http01]
+listen = ["127.0.0.1:5002"]
+[[cert]]
+name = "www"
+domains = ["www.example.com"]
+cas = ["zerossl", "letsencrypt"]
+[[cert]]
+name = "api"
+domains = ["api.example.com"]
+cas = ["letsencrypt"]
+"#;
+
+    fn config() -> Config {
+        Config::from_str(CONFIG, Path::new("t.toml"), &LoadEnv::default()).unwrap()
+    }
+
+    fn cert(n: &str) -> CertName {
+        CertName::new(n).unwrap()
+    }
+
+    fn ca(n: &str) -> CaName {
+        CaName::new(n).unwrap()
+    }
+
+    fn renew(certs: &[&str], ca_name: Option<&str>) -> Result<RenewSelection, UsageError> {
+        let args = RenewArgs {
+            certs: certs.iter().map(|c| cert(c)).collect(),
+            force: true,
+            ca: ca_name.map(ca),
+        };
+        renew_selection(&config(), &args)
+    }
+
+    #[test]
+    fn renew_selects_in_config_order() {
+        let s = renew(&[], None).unwrap();
+        assert_eq!(s.certs, vec![cert("www"), cert("api")]);
+        assert!(s.force);
+        let s = renew(&["api", "www", "api"], None).unwrap();
+        assert_eq!(s.certs, vec![cert("www"), cert("api")]);
+        let s = renew(&[], Some("zerossl")).unwrap();
+        assert_eq!(s.certs, vec![cert("www")]);
+        assert_eq!(s.only_ca, Some(ca("zerossl")));
+    }
+
+    #[test]
+    fn renew_refuses_unknown_names() {
+        let e = renew(&["nope"], None).unwrap_err();
+        assert_eq!(
+            e.0,
+            "certificate \"nope\" is not configured; configured certificates: www, api"
+        );
+        let e = renew(&[], Some("buypass")).unwrap_err();
+        assert_eq!(
+            e.0,
+            "CA \"buypass\" is not configured; configured CAs: zerossl, letsencrypt"
+        );
+        let e = renew(&["api"], Some("zerossl")).unwrap_err();
+        assert_eq!(
+            e.0,
+            "certificate \"api\" does not list CA \"zerossl\"; its CAs: letsencrypt"
+        );
+    }
+
+    #[test]
+    fn ledger_filter_checks_names_and_counts_back() {
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let args = LedgerArgs {
+            ca: Some(ca("zerossl")),
+            cert: None,
+            since: Some(Duration::from_secs(3600)),
+            json: false,
+        };
+        let f = ledger_filter(&config(), &args, now).unwrap();
+        let hour_ago = now - TimeDelta::hours(1);
+        assert_eq!(f.since, Some(hour_ago));
+        assert!(f.admits(hour_ago, &ca("zerossl"), None));
+        assert!(!f.admits(hour_ago - TimeDelta::seconds(1), &ca("zerossl"), None));
+        assert!(!f.admits(now, &ca("letsencrypt"), Some(&cert("www"))));
+
+        let by_cert = LedgerFilter {
+            ca: None,
+            cert: Some(cert("www")),
+            since: None,
+        };
+        assert!(by_cert.admits(now, &ca("zerossl"), Some(&cert("www"))));
+        assert!(!by_cert.admits(now, &ca("zerossl"), None));
+
+        let bad = LedgerArgs {
+            cert: Some(cert("mail")),
+            ..args.clone()
+        };
+        assert!(ledger_filter(&config(), &bad, now).is_err());
+        let far = LedgerArgs {
+            since: Some(Duration::from_secs(u64::MAX / 2)),
+            ..args
+        };
+        assert!(ledger_filter(&config(), &far, now).is_err());
+    }
+}
