@@ -105,9 +105,11 @@ impl Http01Responder {
         self.inner.stop.cancel();
     }
 
-    /// Waits until it has stopped: listeners closed, connections finished.
-    pub async fn closed(&self) {
-        self.inner.tracker.wait().await;
+    /// Resolves once it has stopped: listeners closed, connections finished. The future
+    /// does not keep the responder alive (dropping every handle stops it too).
+    pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
+        let tracker = self.inner.tracker.clone();
+        async move { tracker.wait().await }
     }
 
     /// How many tokens are published now.
