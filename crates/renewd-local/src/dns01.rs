@@ -4,7 +4,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use renewd_acme::{BoxError, BoxFuture, ChallengeAnswer, ChallengeProof, ChallengeSolver};
+use renewd_acme::{
+    BoxError, BoxFuture, ChallengeAnswer, ChallengeProof, ChallengeSolver, dns01_record_name,
+};
 use renewd_config::{Command, Dns01Config};
 use renewd_core::ChallengeType;
 use tokio::time::Instant;
@@ -88,7 +90,7 @@ impl Dns01Hooks {
         self.runner.run(command, env).await?.into_result().map(drop)
     }
 
-    async fn propagate(&self, env: &[(&str, String)]) -> Result<(), Error> {
+    async fn propagate(&self, name: &str, env: &[(&str, String)]) -> Result<(), Error> {
         let started = Instant::now();
         tokio::time::sleep(self.config.propagation_delay).await;
         let Some(check) = &self.config.propagation_check else {
@@ -115,11 +117,7 @@ impl Dns01Hooks {
                 Ok(())
             }
             Polled::TimedOut { attempts, last } => Err(Error::PropagationTimeout {
-                name: env
-                    .iter()
-                    .find(|(k, _)| *k == "RENEWD_DNS_NAME")
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default(),
+                name: name.to_string(),
                 waited: started.elapsed(),
                 attempts,
                 last,
@@ -133,7 +131,8 @@ impl ChallengeSolver for Dns01Hooks {
         Box::pin(async move {
             let env = Dns01Hooks::env(answer)?;
             self.run_checked(&self.config.add_hook, &env).await?;
-            if let Err(e) = self.propagate(&env).await {
+            let name = dns01_record_name(&answer.identifier);
+            if let Err(e) = self.propagate(&name, &env).await {
                 if let Some(remove) = &self.config.remove_hook
                     && let Err(r) = self.run_checked(remove, &env).await
                 {

@@ -104,10 +104,12 @@ pub enum Error {
         /// The last check's failure, as text.
         last: Option<String>,
     },
-    /// The TLS client for the served-certificate check could not be built. Retrying cannot
-    /// help.
-    #[error("verify_served: {detail}")]
-    ServedCheck {
+    /// A TLS configuration (the tls-alpn-01 server's, the served-certificate check's client)
+    /// could not be built. Retrying cannot help.
+    #[error("{what}: cannot build the TLS configuration: {detail}")]
+    TlsConfig {
+        /// Whose configuration.
+        what: &'static str,
         /// Why.
         detail: String,
     },

@@ -67,10 +67,10 @@ impl Http01Responder {
         let tokens: Arc<Tokens> = Arc::default();
         let tracker = TaskTracker::new();
         let mut local_addrs = Vec::with_capacity(listeners.len());
-        for listener in listeners {
+        for (listener, &configured) in listeners.into_iter().zip(listen) {
             let addr = listener.local_addr().map_err(|source| Error::Bind {
                 challenge: ChallengeType::Http01,
-                addr: listen[local_addrs.len()],
+                addr: configured,
                 source,
             })?;
             local_addrs.push(addr);

@@ -111,7 +111,8 @@ pub async fn verify_served(
     expected_serial: &str,
     check: &ServedCheck,
 ) -> Result<Vec<Served>, Error> {
-    let sni = ServerName::try_from(name.base().to_string()).map_err(|e| Error::ServedCheck {
+    let sni = ServerName::try_from(name.base().to_string()).map_err(|e| Error::TlsConfig {
+        what: "verify_served",
         detail: format!("{name} cannot be sent as SNI: {e}"),
     })?;
     let connector = connector()?;
@@ -194,7 +195,8 @@ fn connector() -> Result<TlsConnector, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::ServedCheck {
+        .map_err(|e| Error::TlsConfig {
+            what: "verify_served",
             detail: e.to_string(),
         })?
         .dangerous()

@@ -78,10 +78,10 @@ impl TlsAlpn01Responder {
         let stop = shutdown.child_token();
         let tracker = TaskTracker::new();
         let mut local_addrs = Vec::with_capacity(listeners.len());
-        for listener in listeners {
+        for (listener, &configured) in listeners.into_iter().zip(listen) {
             let addr = listener.local_addr().map_err(|source| Error::Bind {
                 challenge: ChallengeType::TlsAlpn01,
-                addr: listen[local_addrs.len()],
+                addr: configured,
                 source,
             })?;
             local_addrs.push(addr);
@@ -130,8 +130,8 @@ fn server_config(certs: Arc<CertsBySni>) -> Result<rustls::ServerConfig, Error> 
     ))
     // RFC 8737 §4: TLS 1.2 or later, which is all rustls speaks.
     .with_safe_default_protocol_versions()
-    .map_err(|e| Error::TlsAlpnCertificate {
-        identifier: String::new(),
+    .map_err(|e| Error::TlsConfig {
+        what: "the tls-alpn-01 responder",
         detail: e.to_string(),
     })?
     .with_no_client_auth()
