@@ -362,3 +362,36 @@ async fn a_failing_own_hook_does_not_skip_the_global_one() {
     assert!(results[1].is_ok());
     assert!(ran.exists());
 }
+
+#[tokio::test]
+async fn an_abandoned_run_kills_the_hook_and_its_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("started");
+    assert!(
+        std::process::Command::new("/usr/bin/mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    // The hook reports its grandchild's pid through the FIFO: reading it waits for the event.
+    let hook = cmd(&[
+        "/bin/sh",
+        "-c",
+        &format!("/bin/sleep 600 & echo $! > {}; wait", fifo.display()),
+    ]);
+    let run = tokio::spawn(async move { runner(Duration::from_secs(600)).run(&hook, &[]).await });
+    let pid: u32 = tokio::task::spawn_blocking(move || std::fs::read_to_string(fifo).unwrap())
+        .await
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(!crate::support::process_is_dead(pid));
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+    assert!(
+        wait_dead(pid).await,
+        "the group was killed when the run was dropped"
+    );
+}

@@ -158,3 +158,103 @@ async fn dropping_the_last_handle_stops_it() {
         .expect("the last handle's drop stops it");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+fn config(sections: &str) -> renewd_config::Config {
+    let toml = format!(
+        r#"
+state_dir = "/var/lib/renewd"
+
+[[ca]]
+name = "ca"
+directory = "https://127.0.0.1:1/dir"
+
+{sections}
+
+[[cert]]
+name = "www"
+domains = ["www.example.test"]
+cas = ["ca"]
+challenge = "tls-alpn-01"
+"#
+    );
+    renewd_config::Config::from_str(
+        &toml,
+        std::path::Path::new("test.toml"),
+        &renewd_config::LoadEnv::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn challenge_solvers_from_every_section() {
+    let webroot = tempfile::tempdir().unwrap();
+    let config = config(&format!(
+        r#"
+[http01]
+webroot = "{}"
+
+[tls_alpn01]
+listen = ["127.0.0.1:0"]
+
+[dns01]
+add_hook = ["/bin/true"]
+"#,
+        webroot.path().display()
+    ));
+    let shutdown = CancellationToken::new();
+    let solvers = renewd_local::ChallengeSolvers::start(&config, &shutdown)
+        .await
+        .unwrap();
+    for challenge in [
+        ChallengeType::Http01,
+        ChallengeType::Dns01,
+        ChallengeType::TlsAlpn01,
+    ] {
+        assert!(solvers.solver(challenge).is_some(), "{challenge}");
+    }
+    let listening = solvers.listening();
+    assert_eq!(listening.len(), 1, "webroot and dns-01 listen on nothing");
+    assert_eq!(listening[0].0, ChallengeType::TlsAlpn01);
+    // The webroot solver is the one handed out for http-01.
+    let http01 = solvers.solver(ChallengeType::Http01).unwrap();
+    http01
+        .present(&http01_answer("tok-9", KEY_AUTH))
+        .await
+        .unwrap();
+    assert!(
+        webroot
+            .path()
+            .join(".well-known/acme-challenge/tok-9")
+            .exists()
+    );
+    http01
+        .cleanup(&http01_answer("tok-9", KEY_AUTH))
+        .await
+        .unwrap();
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), solvers.closed())
+        .await
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(listening[0].1)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn challenge_solvers_fail_at_start_when_an_address_is_taken() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let config = config(&format!(
+        "[http01]\nlisten = [\"127.0.0.1:0\"]\n\n[tls_alpn01]\nlisten = [\"{addr}\"]\n"
+    ));
+    let err = renewd_local::ChallengeSolvers::start(&config, &CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Bind { challenge: ChallengeType::TlsAlpn01, addr: a, .. } if a == addr),
+        "{err:?}"
+    );
+}
