@@ -196,6 +196,13 @@ impl Pebble {
         String::from_utf8(body.to_vec()).expect("PEM is ASCII")
     }
 
+    /// pebble-challtestsrv's management API base URL (plain HTTP): `POST /set-txt`
+    /// `{"host": "NAME.", "value": "..."}` and `POST /clear-txt` `{"host": "NAME."}`, for
+    /// tests whose own hook programs act as the DNS provider.
+    pub fn challtestsrv_management_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.challtestsrv_management_port)
+    }
+
     /// Makes the DNS server answer TXT queries for `host` (e.g. `_acme-challenge.a.test`)
     /// with `value`.
     pub async fn set_txt(&self, host: &str, value: &str) {
