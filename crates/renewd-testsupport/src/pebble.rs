@@ -15,6 +15,7 @@ use crate::tls::ThrowawayTls;
 
 /// How long a peer may take to say it is ready before the test fails.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const START_ATTEMPTS: usize = 3;
 
 /// What to configure in pebble. The default is the PEERS.md recipe: no EAB, 90-day
 /// certificates, no nonce rejection, real validation, no authorization reuse.
@@ -69,6 +70,22 @@ impl Pebble {
                 panic!("`{bin}` is not installed: run scripts/test, it installs pebble");
             }
         }
+        // Free ports are found by bind-and-release, so another process may take one before
+        // pebble binds it; such a start fails fast and is retried on new ports.
+        let mut failures = Vec::new();
+        for _ in 0..START_ATTEMPTS {
+            match Self::try_start(&options).await {
+                Ok(pebble) => return pebble,
+                Err(e) => failures.push(e),
+            }
+        }
+        panic!(
+            "pebble did not start in {START_ATTEMPTS} attempts:\n{}",
+            failures.join("\n----\n")
+        );
+    }
+
+    async fn try_start(options: &PebbleOptions) -> Result<Pebble, String> {
         let dir = tempfile::tempdir().expect("temporary directory");
         let tls = ThrowawayTls::generate(dir.path());
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -89,8 +106,8 @@ impl Pebble {
             &log,
             "challtestsrv",
         )
-        .await;
-        wait_for_port(challtestsrv_management_port, &log).await;
+        .await?;
+        wait_for_port(&mut challtestsrv, challtestsrv_management_port, &log).await?;
 
         let listen_port = free_port();
         let management_port = free_port();
@@ -142,12 +159,12 @@ impl Pebble {
             cmd.env("PEBBLE_VA_ALWAYS_VALID", "1");
         }
         let mut pebble = ChildGuard::spawn("pebble", cmd);
-        wait_for_line(&mut pebble, "ACME directory available", &log, "pebble").await;
+        wait_for_line(&mut pebble, "ACME directory available", &log, "pebble").await?;
         // pebble logs the line just before it binds: wait for the sockets themselves.
-        wait_for_port(listen_port, &log).await;
-        wait_for_port(management_port, &log).await;
+        wait_for_port(&mut pebble, listen_port, &log).await?;
+        wait_for_port(&mut pebble, management_port, &log).await?;
 
-        Pebble {
+        Ok(Pebble {
             _dir: dir,
             tls,
             listen_port,
@@ -158,7 +175,7 @@ impl Pebble {
             log,
             pebble,
             _challtestsrv: challtestsrv,
-        }
+        })
     }
 
     /// The ACME directory URL.
@@ -251,15 +268,15 @@ fn find_in_path(bin: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Reads the child's stdout and stderr into `log` (for the rest of its life) and returns
-/// once a line containing `needle` appears. Panics, with the log, if the child exits or
-/// stays silent past the timeout.
+/// Copies the child's stdout and stderr into `log` (prefixed) and returns once a line
+/// containing `needle` appears. An error, with the log, if the child stays silent past the
+/// timeout.
 async fn wait_for_line(
     child: &mut ChildGuard,
     needle: &'static str,
     log: &Arc<Mutex<Vec<String>>>,
     prefix: &'static str,
-) {
+) -> Result<(), String> {
     let (seen_tx, mut seen_rx) = watch::channel(false);
     let stdout = child.child_mut().stdout.take().expect("stdout is piped");
     let stderr = child.child_mut().stderr.take().expect("stderr is piped");
@@ -267,13 +284,17 @@ async fn wait_for_line(
     drain(stderr, needle, seen_tx, log.clone(), prefix);
     let waited = tokio::time::timeout(READY_TIMEOUT, seen_rx.wait_for(|seen| *seen)).await;
     match waited {
-        Ok(Ok(_)) => {}
-        _ => panic!(
+        Ok(Ok(_)) => Ok(()),
+        _ => Err(format!(
             "{} did not log {needle:?} within {READY_TIMEOUT:?}; log:\n{}",
             child.name(),
-            log.lock().map(|l| l.join("\n")).unwrap_or_default()
-        ),
+            log_text(log)
+        )),
     }
+}
+
+fn log_text(log: &Arc<Mutex<Vec<String>>>) -> String {
+    log.lock().map(|l| l.join("\n")).unwrap_or_default()
 }
 
 fn drain(
@@ -298,7 +319,12 @@ fn drain(
 
 /// Waits until something accepts TCP connections on 127.0.0.1:`port`. The log line that
 /// announced readiness comes just before the bind, so this is a short wait on the socket.
-async fn wait_for_port(port: u16, log: &Arc<Mutex<Vec<String>>>) {
+/// Fails at once if the child exits meanwhile (a port taken by someone else).
+async fn wait_for_port(
+    child: &mut ChildGuard,
+    port: u16,
+    log: &Arc<Mutex<Vec<String>>>,
+) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
     let mut pause = Duration::from_millis(1);
     loop {
@@ -306,13 +332,20 @@ async fn wait_for_port(port: u16, log: &Arc<Mutex<Vec<String>>>) {
             .await
             .is_ok()
         {
-            return;
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.child_mut().try_wait() {
+            return Err(format!(
+                "{} exited ({status}) before listening on 127.0.0.1:{port}; log:\n{}",
+                child.name(),
+                log_text(log)
+            ));
         }
         if tokio::time::Instant::now() > deadline {
-            panic!(
+            return Err(format!(
                 "nothing listens on 127.0.0.1:{port}; log:\n{}",
-                log.lock().map(|l| l.join("\n")).unwrap_or_default()
-            );
+                log_text(log)
+            ));
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(20));

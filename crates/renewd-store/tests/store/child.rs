@@ -131,6 +131,11 @@ fn install_loop(dir: &Path) {
                 detail: None,
             })
             .unwrap();
+        if i == start + 1 {
+            // One whole install done in this run: the parent kills from here on, so every
+            // round makes progress however loaded the machine is.
+            say("PROGRESS");
+        }
     }
 }
 
