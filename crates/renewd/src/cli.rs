@@ -16,6 +16,9 @@ use renewd_core::{CaName, CertName};
 /// Where the config is read when neither `--config` nor `$RENEWD_CONFIG` says.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/renewd/renewd.toml";
 
+/// How many ledger rows `renewd ledger` shows unless `--limit` says otherwise.
+pub const DEFAULT_LEDGER_LIMIT: u32 = 1000;
+
 /// The environment variable naming the config file when `--config` is absent.
 pub const CONFIG_ENV: &str = "RENEWD_CONFIG";
 
@@ -97,6 +100,9 @@ pub struct LedgerArgs {
     /// Only rows newer than this, such as 30m, 2h, 7d.
     #[arg(long, value_name = "DURATION", value_parser = parse_since)]
     pub since: Option<Duration>,
+    /// At most this many rows, the newest; 0 for all.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_LEDGER_LIMIT)]
+    pub limit: u32,
     /// A JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -226,13 +232,22 @@ mod tests {
         assert_eq!(args.since, Some(Duration::from_secs(5400)));
         assert_eq!(args.ca, Some(CaName::new("zerossl").unwrap()));
         assert_eq!(args.cert, None);
+        assert_eq!(args.limit, DEFAULT_LEDGER_LIMIT);
         assert!(args.json);
+        let cli = parse(&["ledger", "--limit", "0", "--cert", "gone"]).unwrap();
+        let Command::Ledger(args) = cli.command else {
+            panic!("not ledger")
+        };
+        assert_eq!(args.limit, 0);
+        assert_eq!(args.cert, Some(CertName::new("gone").unwrap()));
     }
 
     #[test]
     fn usage_errors_are_clap_errors_with_exit_status_2() {
         for args in [
             &["ledger", "--since", "soon"][..],
+            &["ledger", "--limit", "-1"],
+            &["ledger", "--ca", "not/a/name"],
             &["renew", "--cert", "bad/name"],
             &["renew", "--ca", ""],
             &["status", "--yaml"],

@@ -6,7 +6,11 @@
 
 mod check;
 mod harness;
+mod inspect;
 mod lifecycle;
 mod logs;
 mod metrics;
 mod seam;
+
+#[path = "../support/pki.rs"]
+mod pki;
