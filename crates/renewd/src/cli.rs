@@ -58,6 +58,9 @@ pub enum Command {
     Ledger(LedgerArgs),
     /// Each CA's health and circuit.
     Ca(JsonFlag),
+    /// Move from another ACME client: write the equivalent config and adopt its
+    /// certificates.
+    Import(ImportArgs),
 }
 
 impl Command {
@@ -70,6 +73,7 @@ impl Command {
             Command::Status(_) => "status",
             Command::Ledger(_) => "ledger",
             Command::Ca(_) => "ca",
+            Command::Import(_) => "import",
         }
     }
 }
@@ -106,6 +110,38 @@ pub struct LedgerArgs {
     /// A JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `import SOURCE ...`
+#[derive(Debug, Clone, Args, PartialEq, Eq)]
+pub struct ImportArgs {
+    /// Which client to import from.
+    #[command(subcommand)]
+    pub source: ImportSource,
+}
+
+/// The clients `import` knows.
+#[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
+pub enum ImportSource {
+    /// certbot: its renewal configurations and current certificates.
+    Certbot(CertbotImportArgs),
+}
+
+/// `import certbot [DIR] [--output FILE] [--state-dir DIR] [--dry-run]`
+#[derive(Debug, Clone, Args, PartialEq, Eq)]
+pub struct CertbotImportArgs {
+    /// certbot's configuration directory (its --config-dir).
+    #[arg(value_name = "DIR", default_value = "/etc/letsencrypt")]
+    pub dir: PathBuf,
+    /// Write the config here (never over an existing file) instead of to stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// renewd's state directory, where the certificates are adopted.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/renewd")]
+    pub state_dir: PathBuf,
+    /// Change nothing: print the config and say what would be adopted.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `--json` alone.

@@ -19,7 +19,8 @@ use clap::error::ErrorKind;
 use renewd_config::Config;
 
 use crate::check::{check, write_load_error};
-use crate::cli::{Cli, Command, LedgerArgs};
+use crate::cli::{Cli, Command, ImportSource, LedgerArgs};
+use crate::import::import_certbot;
 use crate::report::{Format, write_cas, write_ledger, write_status};
 use crate::selection::{UsageError, ledger_filter, renew_selection};
 use crate::{daemon, exit, inspect};
@@ -44,6 +45,9 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Status(flag) => with_config(&path, |config| status(config, flag.json)),
         Command::Ledger(args) => with_config(&path, |config| ledger(config, args)),
         Command::Ca(flag) => with_config(&path, |config| cas(config, flag.json)),
+        Command::Import(args) => match &args.source {
+            ImportSource::Certbot(a) => import_certbot(a, &mut io::stdout(), &mut io::stderr()),
+        },
     };
     ExitCode::from(status)
 }

@@ -45,6 +45,7 @@ mod daemon;
 mod engine;
 mod exit;
 mod heartbeat;
+mod import;
 mod inspect;
 pub mod log_fields;
 mod logging;
@@ -57,8 +58,8 @@ mod test_support;
 pub use alarm::{EXPIRY_DANGER, log_expiry_danger};
 pub use check::{check, write_load_error};
 pub use cli::{
-    CONFIG_ENV, Cli, Command, DEFAULT_CONFIG_PATH, JsonFlag, LedgerArgs, LogFormatArg, RenewArgs,
-    config_path,
+    CONFIG_ENV, CertbotImportArgs, Cli, Command, DEFAULT_CONFIG_PATH, DEFAULT_LEDGER_LIMIT,
+    ImportArgs, ImportSource, JsonFlag, LedgerArgs, LogFormatArg, RenewArgs, config_path,
 };
 pub use commands::execute;
 pub use daemon::{
