@@ -397,3 +397,7 @@ fn dns01(lineages: &[Lineage]) -> Option<Dns01Entry> {
         ],
     })
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

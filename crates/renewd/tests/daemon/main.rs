@@ -6,6 +6,7 @@
 
 mod check;
 mod harness;
+mod import;
 mod inspect;
 mod lifecycle;
 mod logs;
