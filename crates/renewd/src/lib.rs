@@ -27,6 +27,9 @@
 //!   comes from [`due_time`], a stand-in for `renewd-scheduler`'s rule until that crate is
 //!   wired in. `ledger --ca/--cert` accept names no longer configured: history outlives
 //!   the config.
+//! - **Migration** (`import certbot`): certbot's renewal configurations and current
+//!   certificates → the equivalent config (checked by renewd's own validation) and the
+//!   certificates adopted into the store, so they are renewed on time (`docs/MIGRATING.md`).
 //! - **Logging** ([`init_logging`], [`log_fields`], [`log_expiry_danger`]): journald with
 //!   upper-cased, unprefixed fields when `$JOURNAL_STREAM` is stderr; human or JSON lines
 //!   otherwise; expiry alarms at journald priority crit.
