@@ -2,6 +2,7 @@
 //! `renewd-store`'s API in a temp directory, read by the real binary, checked against
 //! CONTRACT.md's JSON shapes key by key.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Output;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -638,4 +639,35 @@ fn reads_while_another_connection_writes() {
         writing.join().unwrap();
         assert!(seen > 5, "the readers saw the writer's rows");
     });
+}
+
+#[test]
+fn reading_as_root_leaves_the_database_files_to_their_owner() {
+    if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
+        return; // Only root can read another user's store.
+    }
+    const NOBODY: u32 = 65534;
+    let scene = scene();
+    populate(&scene);
+    let state = scene.path("state");
+    for entry in std::fs::read_dir(&state).unwrap() {
+        std::os::unix::fs::lchown(entry.unwrap().path(), Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    std::os::unix::fs::chown(&state, Some(NOBODY), Some(NOBODY)).unwrap();
+    assert!(
+        !state.join("state.db-wal").exists(),
+        "the writer closed cleanly"
+    );
+    // A read-only connection creates the WAL files; SQLite gives the ones it creates as root
+    // the database file's owner, so a root `renewd status` while the daemon is stopped does
+    // not lock the daemon (user renewd) out of its own database.
+    for args in [&["status"][..], &["ledger"], &["ca"]] {
+        let out = cli(&scene, args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+    }
+    for entry in std::fs::read_dir(&state).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (NOBODY, NOBODY), "{path:?}");
+    }
 }
