@@ -369,10 +369,12 @@ fn dns01(lineages: &[Lineage]) -> Option<Dns01Entry> {
             )],
         });
     }
-    let what = if plugins.is_empty() {
+    let what = if !plugins.is_empty() {
+        format!("its {} plugin", plugins.join(", "))
+    } else if auth_hooks.len() > 1 {
         "several manual auth hooks".to_string()
     } else {
-        format!("its {} plugin", plugins.join(", "))
+        "manual validation by hand".to_string()
     };
     let message = format!(
         "renewd: [dns01] add_hook is the placeholder written by renewd import certbot; replace it with a program that publishes the TXT record RENEWD_DNS_NAME = RENEWD_DNS_VALUE ({what} did it for certbot)"

@@ -291,3 +291,19 @@ fn manual_http_nginx_keys_hooks_and_renew_before() {
         );
     }
 }
+
+#[test]
+fn manual_dns_by_hand_gets_the_placeholder() {
+    let by_hand = Method::Manual {
+        dns: true,
+        auth_hook: None,
+        cleanup_hook: None,
+    };
+    let (_, text, config) = config_of(&[lineage("m", LETSENCRYPT, by_hand, &["m.example"])]);
+    assert_eq!(config.certs[0].challenge, ChallengeType::Dns01);
+    assert!(config.dns01.unwrap().add_hook.argv()[2].contains("placeholder"));
+    assert!(
+        text.contains("certbot used manual validation by hand for m"),
+        "{text}"
+    );
+}
