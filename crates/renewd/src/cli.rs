@@ -16,6 +16,9 @@ use renewd_core::{CaName, CertName};
 /// Where the config is read when neither `--config` nor `$RENEWD_CONFIG` says.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/renewd/renewd.toml";
 
+/// How many ledger rows `renewd ledger` shows unless `--limit` says otherwise.
+pub const DEFAULT_LEDGER_LIMIT: u32 = 1000;
+
 /// The environment variable naming the config file when `--config` is absent.
 pub const CONFIG_ENV: &str = "RENEWD_CONFIG";
 
@@ -55,6 +58,9 @@ pub enum Command {
     Ledger(LedgerArgs),
     /// Each CA's health and circuit.
     Ca(JsonFlag),
+    /// Move from another ACME client: write the equivalent config and adopt its
+    /// certificates.
+    Import(ImportArgs),
 }
 
 impl Command {
@@ -67,6 +73,7 @@ impl Command {
             Command::Status(_) => "status",
             Command::Ledger(_) => "ledger",
             Command::Ca(_) => "ca",
+            Command::Import(_) => "import",
         }
     }
 }
@@ -97,9 +104,44 @@ pub struct LedgerArgs {
     /// Only rows newer than this, such as 30m, 2h, 7d.
     #[arg(long, value_name = "DURATION", value_parser = parse_since)]
     pub since: Option<Duration>,
+    /// At most this many rows, the newest; 0 for all.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_LEDGER_LIMIT)]
+    pub limit: u32,
     /// A JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `import SOURCE ...`
+#[derive(Debug, Clone, Args, PartialEq, Eq)]
+pub struct ImportArgs {
+    /// Which client to import from.
+    #[command(subcommand)]
+    pub source: ImportSource,
+}
+
+/// The clients `import` knows.
+#[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
+pub enum ImportSource {
+    /// certbot: its renewal configurations and current certificates.
+    Certbot(CertbotImportArgs),
+}
+
+/// `import certbot [DIR] [--output FILE] [--state-dir DIR] [--dry-run]`
+#[derive(Debug, Clone, Args, PartialEq, Eq)]
+pub struct CertbotImportArgs {
+    /// certbot's configuration directory (its --config-dir).
+    #[arg(value_name = "DIR", default_value = "/etc/letsencrypt")]
+    pub dir: PathBuf,
+    /// Write the config here (never over an existing file) instead of to stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// renewd's state directory, where the certificates are adopted.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/renewd")]
+    pub state_dir: PathBuf,
+    /// Change nothing: print the config and say what would be adopted.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `--json` alone.
@@ -226,13 +268,22 @@ mod tests {
         assert_eq!(args.since, Some(Duration::from_secs(5400)));
         assert_eq!(args.ca, Some(CaName::new("zerossl").unwrap()));
         assert_eq!(args.cert, None);
+        assert_eq!(args.limit, DEFAULT_LEDGER_LIMIT);
         assert!(args.json);
+        let cli = parse(&["ledger", "--limit", "0", "--cert", "gone"]).unwrap();
+        let Command::Ledger(args) = cli.command else {
+            panic!("not ledger")
+        };
+        assert_eq!(args.limit, 0);
+        assert_eq!(args.cert, Some(CertName::new("gone").unwrap()));
     }
 
     #[test]
     fn usage_errors_are_clap_errors_with_exit_status_2() {
         for args in [
             &["ledger", "--since", "soon"][..],
+            &["ledger", "--limit", "-1"],
+            &["ledger", "--ca", "not/a/name"],
             &["renew", "--cert", "bad/name"],
             &["renew", "--ca", ""],
             &["status", "--yaml"],

@@ -1,60 +1,135 @@
 //! From a parsed command line to an exit status.
 //!
-//! `check` and `run` are complete. `renew`, `status`, `ledger` and `ca` load the config and
-//! check their arguments against it (an unknown `--cert`/`--ca` is a usage error, exit 2),
-//! then stop with exit status 1: they need the state store and the renewal engine, which
-//! this build does not wire in yet. Their output is already written (`report`) and waits
-//! for rows from the store.
+//! `check`, `run`, `status`, `ledger` and `ca` are complete. `renew` loads the config and
+//! checks its arguments against it (an unknown `--cert`/`--ca` is a usage error, exit 2),
+//! then stops with exit status 1: it needs the renewal engine, which this build does not
+//! wire in yet.
+//!
+//! `status`, `ledger` and `ca` read the state store read-only (see [`crate::inspect`]):
+//! exit 0 with their result on stdout; 78 when the config is invalid; 1 when the store
+//! cannot be read, with the reason on stderr and nothing on stdout.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
+use chrono::Utc;
 use clap::CommandFactory;
 use clap::error::ErrorKind;
 use renewd_config::Config;
 
 use crate::check::{check, write_load_error};
-use crate::cli::{Cli, Command, config_path};
+use crate::cli::{Cli, Command, ImportSource, LedgerArgs};
+use crate::import::import_certbot;
+use crate::report::{Format, write_cas, write_ledger, write_status};
 use crate::selection::{UsageError, ledger_filter, renew_selection};
-use crate::{daemon, exit};
+use crate::{daemon, exit, inspect};
 
 /// Runs the command `cli` names and returns the process's exit status.
 pub fn execute(cli: Cli) -> ExitCode {
-    let path = config_path(cli.config.clone(), std::env::var_os(crate::cli::CONFIG_ENV));
+    let path =
+        crate::cli::config_path(cli.config.clone(), std::env::var_os(crate::cli::CONFIG_ENV));
     let status = match &cli.command {
-        Command::Check => check(&path, &mut std::io::stdout(), &mut std::io::stderr()),
+        Command::Check => check(&path, &mut io::stdout(), &mut io::stderr()),
         Command::Run => daemon::run_daemon(&path, cli.log_format.map(Into::into), cli.verbose),
-        other => needs_store(other, &path),
+        Command::Renew(args) => with_config(&path, |config| {
+            if let Err(e) = renew_selection(config, args) {
+                usage_error(e);
+            }
+            let _ = writeln!(
+                io::stderr(),
+                "renewd renew: the renewal engine is not wired into this build yet"
+            );
+            exit::FAILURE
+        }),
+        Command::Status(flag) => with_config(&path, |config| status(config, flag.json)),
+        Command::Ledger(args) => with_config(&path, |config| ledger(config, args)),
+        Command::Ca(flag) => with_config(&path, |config| cas(config, flag.json)),
+        Command::Import(args) => match &args.source {
+            ImportSource::Certbot(a) => import_certbot(a, &mut io::stdout(), &mut io::stderr()),
+        },
     };
     ExitCode::from(status)
 }
 
-/// `renew`, `status`, `ledger`, `ca`: everything up to reading the store.
-fn needs_store(command: &Command, path: &Path) -> u8 {
-    let config = match Config::load(path) {
-        Ok(config) => config,
+/// Loads the config (exit 78 when it is invalid) and runs `f` with it.
+fn with_config(path: &Path, f: impl FnOnce(&Config) -> u8) -> u8 {
+    match Config::load(path) {
+        Ok(config) => f(&config),
         Err(e) => {
-            write_load_error(&e, &mut std::io::stderr());
-            return exit::CONFIG;
+            write_load_error(&e, &mut io::stderr());
+            exit::CONFIG
         }
-    };
-    let checked = match command {
-        Command::Renew(args) => renew_selection(&config, args).map(|_| ()),
-        Command::Ledger(args) => ledger_filter(&config, args, chrono::Utc::now()).map(|_| ()),
-        _ => Ok(()),
-    };
-    if let Err(UsageError(message)) = checked {
-        // clap's own format and exit status (2) for usage errors.
-        Cli::command()
-            .error(ErrorKind::InvalidValue, message)
-            .exit();
     }
-    let _ = writeln!(
-        std::io::stderr(),
-        "renewd {}: reading the state store in {} is not wired into this build yet",
-        command.name(),
-        config.state_dir.display()
-    );
+}
+
+/// Exits 2 with clap's format for usage errors.
+fn usage_error(UsageError(message): UsageError) -> ! {
+    Cli::command()
+        .error(ErrorKind::InvalidValue, message)
+        .exit()
+}
+
+fn status(config: &Config, json: bool) -> u8 {
+    let now = Utc::now();
+    match inspect::read_status(config, now) {
+        Ok(rows) => print("status", |out| {
+            write_status(out, &rows, Format::from_json_flag(json), now)
+        }),
+        Err(e) => failed("status", &e),
+    }
+}
+
+fn cas(config: &Config, json: bool) -> u8 {
+    let now = Utc::now();
+    match inspect::read_cas(config) {
+        Ok(rows) => print("ca", |out| {
+            write_cas(out, &rows, Format::from_json_flag(json), now)
+        }),
+        Err(e) => failed("ca", &e),
+    }
+}
+
+fn ledger(config: &Config, args: &LedgerArgs) -> u8 {
+    let now = Utc::now();
+    let filter = ledger_filter(args, now).unwrap_or_else(|e| usage_error(e));
+    let mut err = io::stderr();
+    for note in filter.unconfigured(config) {
+        let _ = writeln!(err, "renewd ledger: note: {note}");
+    }
+    let rows = match inspect::read_ledger(&config.state_dir, &filter.query()) {
+        Ok(rows) => rows,
+        Err(e) => return failed("ledger", &e),
+    };
+    if let Some(limit) = filter.limit
+        && rows.len() >= limit as usize
+    {
+        let _ = writeln!(
+            err,
+            "renewd ledger: note: showing the newest {limit} rows; --limit N for more, --limit 0 for all"
+        );
+    }
+    print("ledger", |out| {
+        write_ledger(out, &rows, Format::from_json_flag(args.json), now)
+    })
+}
+
+/// Writes a result to stdout. A reader that went away (`renewd status | head -1`) is not
+/// an error; any other write failure is (exit 1).
+fn print(command: &str, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> u8 {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    match write(&mut out).and_then(|()| out.flush()) {
+        Ok(()) => exit::OK,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => exit::OK,
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "renewd {command}: writing the result: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
+fn failed(command: &str, e: &dyn std::error::Error) -> u8 {
+    let _ = writeln!(io::stderr(), "renewd {command}: {e}");
     exit::FAILURE
 }

@@ -6,7 +6,7 @@
 //!
 //! - **Command line** ([`Cli`], [`execute`]): `renewd [--config PATH] [--log-format F] [-v]
 //!   COMMAND`, exactly as `CONTRACT.md` spells it. Usage errors exit 2 (clap's, and names
-//!   the config does not know: [`renew_selection`], [`ledger_filter`]); `check` exits 0 or
+//!   the config does not know: [`renew_selection`]); `check` exits 0 or
 //!   78 with every problem as `PATH:LINE:COL: message` ([`check`]). Nothing but the result
 //!   goes to stdout.
 //! - **Daemon** ([`run_daemon`], [`run_lifecycle`]): systemd `Type=notify`. One root
@@ -17,9 +17,19 @@
 //!   `STOPPING=1`, no new jobs, drain within `[daemon] shutdown_grace`, exit 0.
 //! - **Engine seam** ([`Engine`], [`StartEngine`], [`EngineContext`]): the daemon starts
 //!   the engine, hands it the heartbeat, the [`StatusLine`], the [`Metrics`] and a shutdown
-//!   token, then only asks it to reload and to drain. This build wires no engine:
-//!   `renew`, `status`, `ledger` and `ca` stop after checking their arguments, and `run`
-//!   keeps the lifecycle without renewing anything, saying so in its log and `STATUS=`.
+//!   token, then only asks it to reload and to drain. This build wires no engine: `renew`
+//!   stops after checking its arguments, and `run` keeps the lifecycle without renewing
+//!   anything, saying so in its log and `STATUS=`.
+//! - **Inspection** (`status`, `ledger`, `ca`): the state store opened read-only (safe while
+//!   the daemon writes; a store that does not exist yet reads as empty and is not created)
+//!   joined with the inventory scan of the configured certificates. A certificate's state
+//!   follows the scheduler's order (renewing, failing, missing, due, valid); its due time
+//!   comes from [`due_time`], a stand-in for `renewd-scheduler`'s rule until that crate is
+//!   wired in. `ledger --ca/--cert` accept names no longer configured: history outlives
+//!   the config.
+//! - **Migration** (`import certbot`): certbot's renewal configurations and current
+//!   certificates → the equivalent config (checked by renewd's own validation) and the
+//!   certificates adopted into the store, so they are renewed on time (`docs/MIGRATING.md`).
 //! - **Logging** ([`init_logging`], [`log_fields`], [`log_expiry_danger`]): journald with
 //!   upper-cased, unprefixed fields when `$JOURNAL_STREAM` is stderr; human or JSON lines
 //!   otherwise; expiry alarms at journald priority crit.
@@ -38,6 +48,8 @@ mod daemon;
 mod engine;
 mod exit;
 mod heartbeat;
+mod import;
+mod inspect;
 pub mod log_fields;
 mod logging;
 mod metrics;
@@ -49,8 +61,8 @@ mod test_support;
 pub use alarm::{EXPIRY_DANGER, log_expiry_danger};
 pub use check::{check, write_load_error};
 pub use cli::{
-    CONFIG_ENV, Cli, Command, DEFAULT_CONFIG_PATH, JsonFlag, LedgerArgs, LogFormatArg, RenewArgs,
-    config_path,
+    CONFIG_ENV, CertbotImportArgs, Cli, Command, DEFAULT_CONFIG_PATH, DEFAULT_LEDGER_LIMIT,
+    ImportArgs, ImportSource, JsonFlag, LedgerArgs, LogFormatArg, RenewArgs, config_path,
 };
 pub use commands::execute;
 pub use daemon::{
@@ -71,6 +83,6 @@ pub use metrics::{
     serve as serve_metrics,
 };
 pub use report::{
-    CaRow, CertState, Circuit, Format, StatusRow, write_cas, write_ledger, write_status,
+    CertStatus, Due, DueBasis, Format, StatusRow, due_time, write_cas, write_ledger, write_status,
 };
 pub use selection::{LedgerFilter, RenewSelection, UsageError, ledger_filter, renew_selection};

@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use renewd_config::Config;
 use renewd_core::{CaName, CertName};
+use renewd_store::LedgerQuery;
 
 use crate::cli::{LedgerArgs, RenewArgs};
 
@@ -73,6 +74,10 @@ pub fn renew_selection(config: &Config, args: &RenewArgs) -> Result<RenewSelecti
 }
 
 /// Which ledger rows `renewd ledger` shows.
+///
+/// Unlike `renew`, the names are not checked against the config: the ledger keeps the
+/// history of CAs and certificates that have since left it, and that history must stay
+/// queryable. (clap has already checked that they are well-formed names.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerFilter {
     /// Only this CA's rows.
@@ -81,29 +86,44 @@ pub struct LedgerFilter {
     pub cert: Option<CertName>,
     /// Only rows at or after this time.
     pub since: Option<DateTime<Utc>>,
+    /// At most this many rows (`None`: all).
+    pub limit: Option<u32>,
 }
 
 impl LedgerFilter {
-    /// Whether a row with these values passes the filter.
-    pub fn admits(&self, time: DateTime<Utc>, ca: &CaName, cert: Option<&CertName>) -> bool {
-        self.since.is_none_or(|s| time >= s)
-            && self.ca.as_ref().is_none_or(|c| c == ca)
-            && self.cert.as_ref().is_none_or(|c| Some(c) == cert)
+    /// The store query selecting these rows.
+    pub fn query(&self) -> LedgerQuery {
+        LedgerQuery {
+            ca: self.ca.clone(),
+            cert: self.cert.clone(),
+            since: self.since,
+            limit: self.limit,
+        }
+    }
+
+    /// Notes for stderr about names the config does not declare (their history is shown
+    /// all the same).
+    pub fn unconfigured(&self, config: &Config) -> Vec<String> {
+        let mut notes = Vec::new();
+        if let Some(ca) = self.ca.as_ref().filter(|ca| config.ca(ca).is_none()) {
+            notes.push(format!(
+                "CA {:?} is not in the config; showing its history",
+                ca.as_str()
+            ));
+        }
+        if let Some(cert) = self.cert.as_ref().filter(|c| config.cert(c).is_none()) {
+            notes.push(format!(
+                "certificate {:?} is not in the config; showing its history",
+                cert.as_str()
+            ));
+        }
+        notes
     }
 }
 
-/// Checks `ledger`'s arguments against `config`; `--since` counts back from `now`.
-pub fn ledger_filter(
-    config: &Config,
-    args: &LedgerArgs,
-    now: DateTime<Utc>,
-) -> Result<LedgerFilter, UsageError> {
-    if let Some(ca) = &args.ca {
-        known_ca(config, ca)?;
-    }
-    if let Some(cert) = &args.cert {
-        known_cert(config, cert)?;
-    }
+/// `ledger`'s arguments as a filter; `--since` counts back from `now`, `--limit 0` means
+/// no limit.
+pub fn ledger_filter(args: &LedgerArgs, now: DateTime<Utc>) -> Result<LedgerFilter, UsageError> {
     let since = match args.since {
         None => None,
         Some(d) => Some(since(now, d)?),
@@ -112,6 +132,7 @@ pub fn ledger_filter(
         ca: args.ca.clone(),
         cert: args.cert.clone(),
         since,
+        limit: (args.limit > 0).then_some(args.limit),
     })
 }
 
@@ -236,38 +257,45 @@ cas = ["letsencrypt"]
     }
 
     #[test]
-    fn ledger_filter_checks_names_and_counts_back() {
+    fn ledger_filter_counts_back_and_keeps_unconfigured_names() {
         let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let args = LedgerArgs {
             ca: Some(ca("zerossl")),
             cert: None,
             since: Some(Duration::from_secs(3600)),
+            limit: 1000,
             json: false,
         };
-        let f = ledger_filter(&config(), &args, now).unwrap();
-        let hour_ago = now - TimeDelta::hours(1);
-        assert_eq!(f.since, Some(hour_ago));
-        assert!(f.admits(hour_ago, &ca("zerossl"), None));
-        assert!(!f.admits(hour_ago - TimeDelta::seconds(1), &ca("zerossl"), None));
-        assert!(!f.admits(now, &ca("letsencrypt"), Some(&cert("www"))));
+        let f = ledger_filter(&args, now).unwrap();
+        let q = f.query();
+        assert_eq!(q.since, Some(now - TimeDelta::hours(1)));
+        assert_eq!(q.ca, Some(ca("zerossl")));
+        assert_eq!(q.limit, Some(1000));
+        assert!(f.unconfigured(&config()).is_empty());
 
-        let by_cert = LedgerFilter {
-            ca: None,
-            cert: Some(cert("www")),
-            since: None,
-        };
-        assert!(by_cert.admits(now, &ca("zerossl"), Some(&cert("www"))));
-        assert!(!by_cert.admits(now, &ca("zerossl"), None));
-
-        let bad = LedgerArgs {
+        // A CA and a certificate removed from the config keep their history.
+        let gone = LedgerArgs {
+            ca: Some(ca("buypass")),
             cert: Some(cert("mail")),
+            since: None,
+            limit: 0,
             ..args.clone()
         };
-        assert!(ledger_filter(&config(), &bad, now).is_err());
+        let f = ledger_filter(&gone, now).unwrap();
+        assert_eq!(f.query().limit, None);
+        assert_eq!(f.query().cert, Some(cert("mail")));
+        assert_eq!(
+            f.unconfigured(&config()),
+            [
+                "CA \"buypass\" is not in the config; showing its history",
+                "certificate \"mail\" is not in the config; showing its history"
+            ]
+        );
+
         let far = LedgerArgs {
             since: Some(Duration::from_secs(u64::MAX / 2)),
             ..args
         };
-        assert!(ledger_filter(&config(), &far, now).is_err());
+        assert!(ledger_filter(&far, now).is_err());
     }
 }

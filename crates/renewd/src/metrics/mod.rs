@@ -28,8 +28,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use renewd_core::{CaName, CertName, RequestOutcome, Step};
-
-use crate::report::Circuit;
+use renewd_store::CircuitState;
 
 pub use server::{MetricsListener, serve};
 
@@ -55,6 +54,13 @@ struct CircuitLabels {
     ca: String,
     state: String,
 }
+
+/// Every circuit state: `renewd_ca_circuit_state` exports one series per state.
+const CIRCUIT_STATES: [CircuitState; 3] = [
+    CircuitState::Closed,
+    CircuitState::Open,
+    CircuitState::HalfOpen,
+];
 
 type ProbeHistogram = Family<CaLabels, Histogram, fn() -> Histogram>;
 
@@ -236,8 +242,8 @@ impl Metrics {
     }
 
     /// Sets a CA's circuit state: 1 for `state`, 0 for the others.
-    pub fn set_circuit(&self, ca: &CaName, state: Circuit) {
-        for s in Circuit::ALL {
+    pub fn set_circuit(&self, ca: &CaName, state: CircuitState) {
+        for s in CIRCUIT_STATES {
             self.inner
                 .circuit
                 .get_or_create(&CircuitLabels {
@@ -250,7 +256,7 @@ impl Metrics {
 
     /// Removes the circuit series of a CA that left the config.
     pub fn remove_ca(&self, ca: &CaName) {
-        for s in Circuit::ALL {
+        for s in CIRCUIT_STATES {
             self.inner.circuit.remove(&CircuitLabels {
                 ca: ca.to_string(),
                 state: s.as_str().to_string(),
@@ -335,7 +341,7 @@ mod tests {
                 last_success: None,
             },
         );
-        m.set_circuit(&ca, Circuit::Open);
+        m.set_circuit(&ca, CircuitState::Open);
         m.set_expiry_danger(&www, true);
         m.set_last_reload_successful(false);
         let text = m.encode();
@@ -404,7 +410,7 @@ mod tests {
         assert!(text.contains("# TYPE renewd_acme_requests_total counter"));
         assert!(text.contains("# TYPE renewd_ca_probe_latency_seconds histogram"));
 
-        m.set_circuit(&ca, Circuit::Closed);
+        m.set_circuit(&ca, CircuitState::Closed);
         m.remove_cert(&www);
         let text = m.encode();
         assert_eq!(

@@ -1,65 +1,14 @@
 //! `renewd ca`: each CA's health and circuit.
 
-use std::fmt;
 use std::io::{self, Write};
 
 use chrono::{DateTime, Utc};
-use renewd_core::CaName;
+use renewd_store::{CaHealth, CircuitState};
 use serde::Serialize;
 
 use super::Format;
 use super::table::Table;
 use super::time::{human_opt, rfc3339_opt};
-
-/// A CA's circuit breaker state (`circuit` in `ca --json`, `state` in metrics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Circuit {
-    /// Orders go to this CA.
-    Closed,
-    /// The CA failed repeatedly; nothing goes to it until the cool-down ends.
-    Open,
-    /// The cool-down ended: one probe, then one order, decide.
-    HalfOpen,
-}
-
-impl Circuit {
-    /// Every state, for metrics that export one series per state.
-    pub const ALL: [Circuit; 3] = [Circuit::Closed, Circuit::Open, Circuit::HalfOpen];
-
-    /// The contract's label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Circuit::Closed => "closed",
-            Circuit::Open => "open",
-            Circuit::HalfOpen => "half_open",
-        }
-    }
-}
-
-impl fmt::Display for Circuit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One CA as `renewd ca` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaRow {
-    /// The CA.
-    pub name: CaName,
-    /// Its circuit.
-    pub circuit: Circuit,
-    /// `ca_unavailable` outcomes in a row.
-    pub consecutive_failures: u32,
-    /// When an open circuit goes half-open.
-    pub open_until: Option<DateTime<Utc>>,
-    /// When the last health probe finished.
-    pub last_probe: Option<DateTime<Utc>>,
-    /// Whether it succeeded.
-    pub last_probe_ok: Option<bool>,
-    /// How long it took.
-    pub last_probe_latency_ms: Option<u64>,
-}
 
 /// The `ca --json` object, keys in the contract's order.
 #[derive(Serialize)]
@@ -73,24 +22,29 @@ struct CaJson<'r> {
     last_probe_latency_ms: Option<u64>,
 }
 
-impl<'r> From<&'r CaRow> for CaJson<'r> {
-    fn from(r: &'r CaRow) -> Self {
+impl<'r> From<&'r CaHealth> for CaJson<'r> {
+    fn from(h: &'r CaHealth) -> Self {
         Self {
-            name: r.name.as_str(),
-            circuit: r.circuit.as_str(),
-            consecutive_failures: r.consecutive_failures,
-            open_until: rfc3339_opt(r.open_until),
-            last_probe: rfc3339_opt(r.last_probe),
-            last_probe_ok: r.last_probe_ok,
-            last_probe_latency_ms: r.last_probe_latency_ms,
+            name: h.ca.as_str(),
+            circuit: h.circuit.as_str(),
+            consecutive_failures: h.consecutive_failures,
+            open_until: rfc3339_opt(h.open_until),
+            last_probe: rfc3339_opt(h.last_probe),
+            last_probe_ok: h.last_probe_ok,
+            last_probe_latency_ms: h.last_probe_latency.map(millis),
         }
     }
 }
 
-/// Prints `rows` to `out`; `now` anchors the table's relative times.
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Prints each CA's health (a CA never seen: [`CaHealth::new`]) to `out`; `now` anchors
+/// the table's relative times.
 pub fn write_cas(
     out: &mut dyn Write,
-    rows: &[CaRow],
+    rows: &[CaHealth],
     format: Format,
     now: DateTime<Utc>,
 ) -> io::Result<()> {
@@ -103,7 +57,7 @@ pub fn write_cas(
         Format::Table => {
             let mut t = Table::new(&["CA", "CIRCUIT", "FAILURES", "OPEN UNTIL", "LAST PROBE"]);
             for r in rows {
-                let probe = match (r.last_probe_ok, r.last_probe_latency_ms) {
+                let probe = match (r.last_probe_ok, r.last_probe_latency.map(millis)) {
                     (None, _) => String::new(),
                     (Some(ok), latency) => format!(
                         " {}{}",
@@ -112,8 +66,8 @@ pub fn write_cas(
                     ),
                 };
                 t.row(vec![
-                    r.name.to_string(),
-                    r.circuit.to_string(),
+                    r.ca.to_string(),
+                    circuit_text(r, now),
                     r.consecutive_failures.to_string(),
                     human_opt(r.open_until, now),
                     format!("{}{probe}", human_opt(r.last_probe, now)),
@@ -124,9 +78,21 @@ pub fn write_cas(
     }
 }
 
+/// The circuit as stored, with a note when an open circuit's cool-down is over (the next
+/// order's health probe decides).
+fn circuit_text(h: &CaHealth, now: DateTime<Utc>) -> String {
+    match (h.circuit, h.open_until) {
+        (CircuitState::Open, Some(until)) if until <= now => "open (cool-down over)".into(),
+        (state, _) => state.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use chrono::TimeDelta;
+    use renewd_core::CaName;
 
     use super::*;
 
@@ -134,25 +100,26 @@ mod tests {
         DateTime::from_timestamp(1_700_000_000, 0).unwrap()
     }
 
-    fn rows() -> Vec<CaRow> {
+    fn rows() -> Vec<CaHealth> {
         vec![
-            CaRow {
-                name: CaName::new("zerossl").unwrap(),
-                circuit: Circuit::Open,
+            CaHealth {
+                circuit: CircuitState::Open,
                 consecutive_failures: 4,
                 open_until: Some(now() + TimeDelta::minutes(8)),
+                cooldown: Some(Duration::from_secs(600)),
                 last_probe: Some(now() - TimeDelta::minutes(1)),
                 last_probe_ok: Some(false),
-                last_probe_latency_ms: Some(5000),
+                last_probe_latency: Some(Duration::from_millis(5000)),
+                ..CaHealth::new(CaName::new("zerossl").unwrap())
             },
-            CaRow {
-                name: CaName::new("letsencrypt").unwrap(),
-                circuit: Circuit::HalfOpen,
-                consecutive_failures: 0,
-                open_until: None,
-                last_probe: None,
-                last_probe_ok: None,
-                last_probe_latency_ms: None,
+            CaHealth {
+                circuit: CircuitState::HalfOpen,
+                ..CaHealth::new(CaName::new("letsencrypt").unwrap())
+            },
+            CaHealth {
+                circuit: CircuitState::Open,
+                open_until: Some(now() - TimeDelta::minutes(1)),
+                ..CaHealth::new(CaName::new("buypass").unwrap())
             },
         ]
     }
@@ -195,9 +162,10 @@ mod tests {
         write_cas(&mut out, &rows(), Format::Table, now()).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "CA           CIRCUIT    FAILURES  OPEN UNTIL                LAST PROBE\n\
-             zerossl      open       4         2023-11-14 22:21 (in 8m)  2023-11-14 22:12 (1m ago) failed in 5000ms\n\
-             letsencrypt  half_open  0         -                         -\n"
+            "CA           CIRCUIT                FAILURES  OPEN UNTIL                 LAST PROBE\n\
+             zerossl      open                   4         2023-11-14 22:21 (in 8m)   2023-11-14 22:12 (1m ago) failed in 5000ms\n\
+             letsencrypt  half_open              0         -                          -\n\
+             buypass      open (cool-down over)  0         2023-11-14 22:12 (1m ago)  -\n"
         );
     }
 }

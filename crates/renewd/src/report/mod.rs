@@ -6,14 +6,16 @@
 //! `YYYY-MM-DD HH:MM` with a distance from now in tables.
 
 mod ca;
+mod due;
 mod ledger;
 mod status;
 mod table;
 mod time;
 
-pub use ca::{CaRow, Circuit, write_cas};
+pub use ca::write_cas;
+pub use due::{Due, DueBasis, due_time};
 pub use ledger::write_ledger;
-pub use status::{CertState, StatusRow, write_status};
+pub use status::{CertStatus, StatusRow, write_status};
 
 /// How a report is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

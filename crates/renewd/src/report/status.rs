@@ -13,33 +13,34 @@ use super::time::{human_opt, rfc3339_opt};
 
 /// Where a certificate stands (`state` in `status --json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CertState {
+pub enum CertStatus {
     /// Installed and not yet due.
     Valid,
-    /// Due for renewal; no attempt is running.
+    /// Due for renewal (or the installed set is unusable); no attempt is running.
     Due,
-    /// An order is in flight.
+    /// An order is in flight: a pending order is stored, or a live process holds the
+    /// certificate's lease.
     Renewing,
-    /// The last attempt failed; a retry is scheduled.
+    /// The last attempts failed; a retry is scheduled.
     Failing,
-    /// Nothing usable is installed.
+    /// Nothing is installed.
     Missing,
 }
 
-impl CertState {
+impl CertStatus {
     /// The contract's label.
     pub fn as_str(self) -> &'static str {
         match self {
-            CertState::Valid => "valid",
-            CertState::Due => "due",
-            CertState::Renewing => "renewing",
-            CertState::Failing => "failing",
-            CertState::Missing => "missing",
+            CertStatus::Valid => "valid",
+            CertStatus::Due => "due",
+            CertStatus::Renewing => "renewing",
+            CertStatus::Failing => "failing",
+            CertStatus::Missing => "missing",
         }
     }
 }
 
-impl fmt::Display for CertState {
+impl fmt::Display for CertStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -53,7 +54,7 @@ pub struct StatusRow {
     /// Its configured names.
     pub domains: Vec<DomainName>,
     /// Where it stands.
-    pub state: CertState,
+    pub state: CertStatus,
     /// The installed certificate's notAfter.
     pub not_after: Option<DateTime<Utc>>,
     /// The installed certificate's serial number in hex (printed lower-case).
@@ -64,6 +65,9 @@ pub struct StatusRow {
     pub next_attempt: Option<DateTime<Utc>>,
     /// The last attempt's error, if it failed.
     pub last_error: Option<String>,
+    /// Why the certificate stands where it does, for people ("due: 1/3 of lifetime left",
+    /// "backing off after 3 failures until 14:10"). Not part of the JSON.
+    pub why: String,
 }
 
 /// The `status --json` object, keys in the contract's order.
@@ -115,6 +119,7 @@ pub fn write_status(
                 "ISSUER",
                 "NEXT ATTEMPT",
                 "DOMAINS",
+                "WHY",
             ]);
             for r in rows {
                 t.row(vec![
@@ -128,6 +133,7 @@ pub fn write_status(
                         .map(DomainName::as_str)
                         .collect::<Vec<_>>()
                         .join(" "),
+                    one_line(&r.why),
                 ]);
             }
             out.write_all(t.render().as_bytes())?;
@@ -164,22 +170,24 @@ mod tests {
                     DomainName::new("www.example.com").unwrap(),
                     DomainName::new("example.com").unwrap(),
                 ],
-                state: CertState::Valid,
+                state: CertStatus::Valid,
                 not_after: Some(now() + TimeDelta::days(60)),
                 serial: Some("03AB0F".into()),
                 issuer_ca: Some(CaName::new("zerossl").unwrap()),
                 next_attempt: Some(now() + TimeDelta::days(30)),
                 last_error: None,
+                why: "renews 2023-12-14 (1/3 of lifetime left)".into(),
             },
             StatusRow {
                 name: CertName::new("api").unwrap(),
                 domains: vec![DomainName::new("api.example.com").unwrap()],
-                state: CertState::Missing,
+                state: CertStatus::Missing,
                 not_after: None,
                 serial: None,
                 issuer_ca: None,
                 next_attempt: Some(now() + TimeDelta::minutes(5)),
                 last_error: Some("finalize: 504 Gateway Time-out\nat zerossl".into()),
+                why: "no certificate installed".into(),
             },
         ]
     }
@@ -236,9 +244,9 @@ mod tests {
     fn table_reads_well() {
         assert_eq!(
             render(Format::Table),
-            "CERT  STATE    EXPIRES                    ISSUER   NEXT ATTEMPT               DOMAINS\n\
-             www   valid    2024-01-13 22:13 (in 60d)  zerossl  2023-12-14 22:13 (in 30d)  www.example.com example.com\n\
-             api   missing  -                          -        2023-11-14 22:18 (in 5m)   api.example.com\n\
+            "CERT  STATE    EXPIRES                    ISSUER   NEXT ATTEMPT               DOMAINS                      WHY\n\
+             www   valid    2024-01-13 22:13 (in 60d)  zerossl  2023-12-14 22:13 (in 30d)  www.example.com example.com  renews 2023-12-14 (1/3 of lifetime left)\n\
+             api   missing  -                          -        2023-11-14 22:18 (in 5m)   api.example.com              no certificate installed\n\
              api: last error: finalize: 504 Gateway Time-out at zerossl\n"
         );
     }

@@ -110,11 +110,12 @@ fn usage_errors_exit_2_with_nothing_on_stdout() {
         &["--log-format", "xml", "check"],
         &["ledger", "--since", "yesterday"],
         &["renew", "--cert", "not/a/name"],
-        // Names the config does not know are usage errors too.
+        // Names the config does not know are usage errors too (but not for `ledger`, whose
+        // history outlives the config: see inspect.rs).
         &["--config", example, "renew", "--cert", "nope"],
         &["--config", example, "renew", "--ca", "nope"],
-        &["--config", example, "ledger", "--ca", "nope"],
-        &["--config", example, "ledger", "--cert", "nope"],
+        &["--config", example, "ledger", "--ca", "bad/name"],
+        &["--config", example, "ledger", "--limit", "many"],
     ] {
         let out = run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
@@ -137,16 +138,10 @@ fn usage_errors_exit_2_with_nothing_on_stdout() {
 }
 
 #[test]
-fn store_commands_say_plainly_that_they_are_not_wired_yet() {
+fn renew_says_plainly_that_it_is_not_wired_yet() {
     let example = examples().join("minimal-letsencrypt.toml");
     let example = example.to_str().unwrap();
-    for args in [
-        &["renew"][..],
-        &["renew", "--cert", "www", "--force"],
-        &["status", "--json"],
-        &["ledger", "--since", "1h"],
-        &["ca"],
-    ] {
+    for args in [&["renew"][..], &["renew", "--cert", "www", "--force"]] {
         let mut full = vec!["--config", example];
         full.extend_from_slice(args);
         let out = run(&full);

@@ -6,7 +6,12 @@
 
 mod check;
 mod harness;
+mod import;
+mod inspect;
 mod lifecycle;
 mod logs;
 mod metrics;
 mod seam;
+
+#[path = "../support/pki.rs"]
+mod pki;

@@ -1,0 +1,229 @@
+//! `renewd status` rows: the inventory scan of each configured certificate, joined with
+//! what the state store remembers about it (back-off, failures, pending order, lease, ARI)
+//! and the health of its CAs.
+//!
+//! The state, first that applies (the scheduler's order): `renewing` — an order is in
+//! flight (a pending order is stored, or a live process holds the certificate's lease);
+//! `failing` — the last attempts failed; `missing` — nothing is installed; `due` — the due
+//! time has passed, or the installed set is unusable (unreadable, corrupt, no longer
+//! matching the config: the reason is shown); else `valid`.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use renewd_config::{CertConfig, Config};
+use renewd_core::CaName;
+use renewd_store::{CaHealth, CertState, CircuitState, InstalledState, Mismatch, StatusSnapshot};
+
+use crate::check::plural;
+use crate::report::{CertStatus, Due, StatusRow, due_time};
+
+/// One row per configured certificate, in config order. `scans[i]` is the inventory scan
+/// of `config.certs[i]`.
+pub fn status_rows(
+    config: &Config,
+    snapshot: &StatusSnapshot,
+    scans: &[InstalledState],
+    now: DateTime<Utc>,
+) -> Vec<StatusRow> {
+    config
+        .certs
+        .iter()
+        .zip(scans)
+        .map(|(cert, scan)| {
+            let stored = snapshot.certs.iter().find(|s| s.cert == cert.name);
+            status_row(config, cert, scan, stored, snapshot, now)
+        })
+        .collect()
+}
+
+fn status_row(
+    config: &Config,
+    cert: &CertConfig,
+    scan: &InstalledState,
+    stored: Option<&CertState>,
+    snapshot: &StatusSnapshot,
+    now: DateTime<Utc>,
+) -> StatusRow {
+    let facts = scan.facts();
+    // What the store says about the installed certificate holds only while the files on
+    // disk are that certificate.
+    let installed = stored
+        .and_then(|s| s.installed.as_ref())
+        .filter(|i| facts.is_some_and(|f| f.serial_hex() == i.serial));
+    let due = match scan {
+        InstalledState::Valid(f) => {
+            let ari = installed
+                .and(stored)
+                .filter(|_| config.renewal.ari)
+                .and_then(|s| Some((s.ari.window_start?, s.ari.window_end?)));
+            Some(due_time(
+                f.not_before(),
+                f.not_after(),
+                cert.renew_before,
+                ari,
+            ))
+        }
+        _ => None,
+    };
+    let live_lease = snapshot
+        .leases
+        .iter()
+        .find(|l| l.cert == cert.name && l.holder.staleness(l.expires_at, now).is_none());
+    let pending = stored.and_then(|s| s.pending.as_ref());
+    let streak = stored.map_or(0, |s| s.failure_streak);
+    let backoff = stored.and_then(|s| s.next_attempt);
+
+    let state = if pending.is_some() || live_lease.is_some() {
+        CertStatus::Renewing
+    } else if streak > 0 {
+        CertStatus::Failing
+    } else if matches!(scan, InstalledState::Missing) {
+        CertStatus::Missing
+    } else if due.is_none_or(|d| d.at <= now) {
+        CertStatus::Due
+    } else {
+        CertStatus::Valid
+    };
+
+    // Nothing usable installed: wanted now. The back-off, when later, decides.
+    let wanted = due.map_or(now, |d| d.at);
+    let next_attempt = Some(backoff.map_or(wanted, |b| b.max(wanted)));
+
+    let mut why = String::new();
+    match state {
+        CertStatus::Renewing => {
+            if let Some(p) = pending {
+                let _ = write!(
+                    why,
+                    "order in flight at {} since {}",
+                    p.ca,
+                    short_time(p.created_at, now)
+                );
+            }
+            if let Some(l) = live_lease {
+                sep(&mut why);
+                let _ = write!(
+                    why,
+                    "pid {} on {} holds the lease until {}",
+                    l.holder.pid,
+                    l.holder.hostname,
+                    short_time(l.expires_at, now)
+                );
+            }
+        }
+        CertStatus::Failing => {
+            let failures = plural(streak as usize, "failure");
+            match backoff.filter(|b| *b > now) {
+                Some(until) => {
+                    let _ = write!(
+                        why,
+                        "backing off after {failures} until {}",
+                        short_time(until, now)
+                    );
+                }
+                None => {
+                    let _ = write!(why, "{failures} in a row; retry due now");
+                }
+            }
+            sep(&mut why);
+            why.push_str(&installed_text(scan, due));
+        }
+        CertStatus::Missing => why.push_str("no certificate installed"),
+        CertStatus::Due => why.push_str(&installed_text(scan, due)),
+        CertStatus::Valid => {
+            if let Some(d) = due {
+                let _ = write!(why, "renews {} ({})", short_time(d.at, now), d.basis);
+            }
+        }
+    }
+    if !matches!(state, CertStatus::Valid | CertStatus::Renewing)
+        && let Some(note) = circuit_note(&cert.cas, &snapshot.cas, now)
+    {
+        sep(&mut why);
+        why.push_str(&note);
+    }
+
+    StatusRow {
+        name: cert.name.clone(),
+        domains: cert.domains.clone(),
+        state,
+        not_after: facts.map(|f| f.not_after()),
+        serial: facts.map(|f| f.serial_hex()),
+        issuer_ca: installed.and_then(|i| i.issuer_ca.clone()),
+        next_attempt,
+        last_error: stored
+            .and_then(|s| s.last_error.as_ref())
+            .map(|e| e.message.clone()),
+        why,
+    }
+}
+
+/// What is installed, as a reason: "due: 1/3 of lifetime left", "corrupt: …".
+fn installed_text(scan: &InstalledState, due: Option<Due>) -> String {
+    match scan {
+        InstalledState::Valid(_) => due.map_or_else(String::new, |d| format!("due: {}", d.basis)),
+        InstalledState::Missing => "no certificate installed".into(),
+        InstalledState::Unreadable { file, kind } => format!("{file} unreadable: {kind}"),
+        InstalledState::Corrupt { file, reason } => format!("corrupt: {file} {reason}"),
+        InstalledState::Mismatch { kind, .. } => match kind {
+            Mismatch::NamesChanged { missing } => format!(
+                "names added to the config: {}",
+                missing
+                    .iter()
+                    .map(|d| d.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            Mismatch::KeyTypeChanged { expected, found } => format!(
+                "key type changed: {} installed, {expected} configured",
+                found.map_or("another type".to_string(), |k| k.to_string())
+            ),
+            Mismatch::KeyDoesNotMatch => "privkey.pem is not the certificate's key".into(),
+        },
+    }
+}
+
+/// "zerossl circuit open until 14:05, will try letsencrypt" when the certificate's
+/// preferred CA has an open circuit; `None` when it does not.
+fn circuit_note(cas: &[CaName], health: &[CaHealth], now: DateTime<Utc>) -> Option<String> {
+    let open_until = |ca: &CaName| {
+        health
+            .iter()
+            .find(|h| &h.ca == ca && h.circuit == CircuitState::Open)
+            .and_then(|h| h.open_until)
+            .filter(|t| *t > now)
+    };
+    let first = cas.first()?;
+    let until = open_until(first)?;
+    let mut note = format!("{first} circuit open until {}", short_time(until, now));
+    match cas.iter().skip(1).find(|ca| open_until(ca).is_none()) {
+        Some(next) => {
+            let _ = write!(note, ", will try {next}");
+        }
+        None if cas.len() > 1 => {
+            note.push_str("; every CA of this certificate has an open circuit")
+        }
+        None => {}
+    }
+    Some(note)
+}
+
+/// `14:05` today, `2025-03-01 14:05` another day (UTC).
+fn short_time(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    if t.date_naive() == now.date_naive() {
+        t.format("%H:%M").to_string()
+    } else {
+        t.format("%Y-%m-%d %H:%M").to_string()
+    }
+}
+
+fn sep(s: &mut String) {
+    if !s.is_empty() {
+        s.push_str("; ");
+    }
+}
+
+#[cfg(test)]
+#[path = "status_tests.rs"]
+mod tests;
