@@ -142,6 +142,15 @@ impl Inner {
     }
 }
 
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The issuance worker pool. Cheap to clone (clones share everything).
 #[derive(Clone)]
 pub struct Issuer {
@@ -233,15 +242,16 @@ impl Issuer {
                 let _permit = permit;
                 let cert = next.cert().clone();
                 let was_renewal = matches!(next, Work::Renew(_));
-                // Its own task, so a panic or an abort still answers the scheduler.
-                let job = tokio::spawn(async move { inner.work(next, &soft).await });
-                let abort = job.abort_handle();
+                // Its own task, so a panic or an abort still answers the scheduler; aborted
+                // with this task (when `run` itself is dropped).
+                let mut job =
+                    AbortOnDrop(tokio::spawn(async move { inner.work(next, &soft).await }));
                 tokio::select! {
-                    result = job => if let Err(e) = result && e.is_panic() {
+                    result = &mut job.0 => if let Err(e) = result && e.is_panic() {
                         tracing::error!(cert_name = %cert, "a job panicked: {e}");
                     },
                     () = hard.cancelled() => {
-                        abort.abort();
+                        job.0.abort();
                         tracing::warn!(cert_name = %cert,
                             "job aborted: the shutdown grace period ended");
                     }
