@@ -38,13 +38,18 @@ pub(crate) fn next_check(
     system_now: DateTime<Utc>,
 ) -> DateTime<Utc> {
     let wait = match retry_after {
-        Some(at) => (at - system_now)
-            .to_std()
-            .unwrap_or(Duration::ZERO)
-            .clamp(MIN_RETRY, MAX_RETRY),
+        Some(at) => whole_seconds(at - system_now).clamp(MIN_RETRY, MAX_RETRY),
         None => DEFAULT_RETRY,
     };
     now + delta(wait)
+}
+
+/// A delay stated in whole seconds (as `Retry-After` is), measured a few milliseconds
+/// after it was stated: rounded up to the second again.
+pub(crate) fn whole_seconds(d: TimeDelta) -> Duration {
+    let d = d.to_std().unwrap_or(Duration::ZERO);
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    Duration::from_secs(secs)
 }
 
 pub(crate) async fn check(inner: &Arc<Inner>, cert: &CertName) {
@@ -175,6 +180,9 @@ mod tests {
             now + TimeDelta::days(1)
         );
         assert_eq!(next_check(now, None, sys), now + TimeDelta::hours(6));
+        // Measured a little after the answer: still the whole seconds it said.
+        let late = sys + TimeDelta::milliseconds(3);
+        assert_eq!(next_check(now, at(7200), late), now + TimeDelta::hours(2));
         let steps: Vec<u64> = (1..=10)
             .map(|n| FAILURE_BACKOFF.delay(n).as_secs() / 60)
             .collect();

@@ -84,7 +84,10 @@ pub(crate) async fn attempt(run: &Run<'_>, rt: &Arc<CaRuntime>, access: Access) 
 fn rate_limit_end(run: &Run<'_>, s: &Setback) -> chrono::DateTime<Utc> {
     let now = run.inner.clock.now();
     match s.rate_limit_end() {
-        Some(at) => now + (at - Utc::now()).max(TimeDelta::zero()),
+        Some(at) => {
+            let wait = crate::ari_check::whole_seconds(at - Utc::now());
+            now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX)
+        }
         None => now + DEFAULT_RATE_LIMIT_BLOCK,
     }
 }

@@ -6,9 +6,12 @@
 
 mod support;
 
+mod ari;
 mod breaker;
 mod concurrency;
 mod failover;
 mod hooks;
+mod ledger;
 mod pending;
 mod rate_limits;
+mod reload;

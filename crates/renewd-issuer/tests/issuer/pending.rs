@@ -212,3 +212,65 @@ async fn an_urgent_job_abandons_the_pending_order_only_when_it_orders_elsewhere(
         .unwrap();
     assert!(note.detail.unwrap().contains("failing over to b"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_cannot_reach_a_persisted_point_is_aborted_after_the_grace_period() {
+    // newOrder never answers, so no order is ever saved: on shutdown the job may not simply
+    // stop (an order may exist at the CA), it gets the grace period, then it is aborted.
+    let a = TestCa::builder().fault_plan(renewd_testca::FaultPlan::new().rule(
+        renewd_testca::Endpoint::NewOrder,
+        renewd_testca::Fault::hang(),
+    ));
+    let lab = lab().ca("a", a).cert("www", &["a"]).start().await;
+    let text = lab
+        .config_text(&[])
+        .replace("[daemon]\n", "[daemon]\nshutdown_grace = \"1s\"\n");
+    let issuer = Issuer::new(renewd_issuer::IssuerParts {
+        config: lab.parse_config(&text),
+        ..lab_parts(&lab)
+    })
+    .unwrap();
+    let (work_tx, work_rx) = mpsc::channel(8);
+    let (done_tx, mut done_rx) = mpsc::channel(8);
+    let shutdown = CancellationToken::new();
+    let pool = tokio::spawn({
+        let (issuer, shutdown) = (issuer.clone(), shutdown.clone());
+        async move { issuer.run(shutdown, work_rx, done_tx).await }
+    });
+    work_tx
+        .send(Work::Renew(job("www", Urgency::Normal)))
+        .await
+        .unwrap();
+    // Wait until the CA holds the newOrder request.
+    while lab
+        .counts("a")
+        .requests_to(renewd_testca::Endpoint::NewOrder)
+        == 0
+    {
+        tokio::task::yield_now().await;
+    }
+    let started = std::time::Instant::now();
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(20), pool)
+        .await
+        .expect("aborted after the grace period")
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1),
+        "{waited:?}: the grace period was given"
+    );
+    assert_eq!(done_rx.recv().await.unwrap().cert.as_str(), "www");
+    let state = lab.store.cert_state(&name("www")).unwrap();
+    assert!(state.is_none_or(|s| s.failure_streak == 0 && s.pending.is_none()));
+    // The aborted job's lease is free.
+    let lease = lab
+        .store
+        .acquire_lease(
+            &name("www"),
+            &LeaseHolder::this_process(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    assert!(lease.acquired().is_some());
+}

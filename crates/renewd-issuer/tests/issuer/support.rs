@@ -358,6 +358,34 @@ impl Lab {
     }
 }
 
+/// Every challenge type answered by `solver`.
+pub fn solvers(solver: Arc<dyn ChallengeSolver>) -> Solvers {
+    let mut solvers = Solvers::new();
+    for t in [
+        ChallengeType::Http01,
+        ChallengeType::Dns01,
+        ChallengeType::TlsAlpn01,
+    ] {
+        solvers.insert(t, solver.clone());
+    }
+    solvers
+}
+
+/// The parts of an issuer on the lab's store, config, clock, solver and host.
+pub fn lab_parts(lab: &Lab) -> IssuerParts {
+    let config = lab.config();
+    IssuerParts {
+        cert_store: CertStore::new(&config.state_dir),
+        config,
+        store: lab.store.clone(),
+        clock: Arc::new(lab.clock.clone()),
+        solvers: solvers(lab.solver.clone()),
+        host_actions: lab.host.clone(),
+        events: lab.events.clone(),
+        options: quick_options(),
+    }
+}
+
 /// Runs one job to its end.
 pub async fn renew(issuer: &Issuer, cert: &str, urgency: Urgency) -> JobResult {
     run(issuer, vec![job(cert, urgency)]).await.remove(0)
