@@ -104,6 +104,7 @@ async fn failure_hooks(
         message: message.to_string(),
         failure_streak: streak,
         not_after,
+        config: run.cert.clone(),
         hooks: run
             .cert
             .failure_hook

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use renewd_acme::{BoxError, BoxFuture};
-use renewd_config::Command;
+use renewd_config::{CertConfig, Command};
 use renewd_core::{CaName, CertName, DomainName, FailureClass, Urgency};
 
 /// A certificate was installed: run its deploy hooks.
@@ -27,7 +27,9 @@ pub struct Deployment {
     pub not_after: DateTime<Utc>,
     /// `STATE/certs/NAME/live`.
     pub live_dir: PathBuf,
-    /// The hooks to run, in order: the certificate's own, then the global one.
+    /// The certificate's config, as the job saw it.
+    pub config: CertConfig,
+    /// The hooks to run, in order: the certificate's `deploy_hook`, then `[hooks] deploy`.
     pub hooks: Vec<Command>,
     /// The limit of each hook run.
     pub timeout: Duration,
@@ -52,7 +54,9 @@ pub struct FailureNotice {
     pub failure_streak: u32,
     /// The installed certificate's notAfter, when one is installed.
     pub not_after: Option<DateTime<Utc>>,
-    /// The hooks to run, in order: the certificate's own, then the global one.
+    /// The certificate's config, as the job saw it.
+    pub config: CertConfig,
+    /// The hooks to run, in order: the certificate's `failure_hook`, then `[hooks] failure`.
     pub hooks: Vec<Command>,
     /// The limit of each hook run.
     pub timeout: Duration,

@@ -252,6 +252,8 @@ impl Issuer {
                     },
                     () = hard.cancelled() => {
                         job.0.abort();
+                        // Resolves once the job is dropped: its lease is released by then.
+                        let _ = (&mut job.0).await;
                         tracing::warn!(cert_name = %cert,
                             "job aborted: the shutdown grace period ended");
                     }

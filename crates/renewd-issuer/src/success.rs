@@ -235,6 +235,7 @@ async fn deploy(
         serial: serial.to_string(),
         not_after,
         live_dir: run.inner.cert_store.live_dir(&run.cert.name),
+        config: run.cert.clone(),
         hooks,
         timeout: run.config.hooks.timeout,
     };
