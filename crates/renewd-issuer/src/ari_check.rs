@@ -13,6 +13,7 @@ use renewd_acme::{CertId, Error};
 use renewd_core::{Backoff, CertName, FailureClass};
 use renewd_store::AriState;
 
+use crate::breaker::after;
 use crate::ledger::Ledger;
 use crate::pool::Inner;
 
@@ -26,10 +27,6 @@ const FAILURE_BACKOFF: Backoff = Backoff {
     max: DEFAULT_RETRY,
 };
 
-fn delta(d: Duration) -> TimeDelta {
-    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
-}
-
 /// The time to ask again after an answer carrying `retry_after` (a time on the system
 /// clock), on the issuer's clock.
 pub(crate) fn next_check(
@@ -41,7 +38,7 @@ pub(crate) fn next_check(
         Some(at) => whole_seconds(at - system_now).clamp(MIN_RETRY, MAX_RETRY),
         None => DEFAULT_RETRY,
     };
-    now + delta(wait)
+    after(now, wait)
 }
 
 /// A delay stated in whole seconds (as `Retry-After` is), measured a few milliseconds
@@ -130,7 +127,7 @@ pub(crate) async fn check(inner: &Arc<Inner>, cert: &CertName) {
                 forget_failures(inner, cert);
                 DEFAULT_RETRY
             };
-            let next = now + delta(wait);
+            let next = after(now, wait);
             tracing::warn!(cert_name = %cert, ca = %ca, step = "renewal_info",
                 class = %e.class(), http_status = e.http_status(), problem_type = e.problem_type(),
                 next_check = %next.to_rfc3339(), "renewal information unavailable: {e}");

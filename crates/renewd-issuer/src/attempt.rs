@@ -6,14 +6,15 @@
 //! still can is kept for the next attempt.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::Utc;
 use renewd_acme::{Identifier, IssueRequest, Issued};
 use renewd_core::{CaName, FailureClass, OutcomeClass, Step};
 use tokio::time::Instant;
 
 use crate::account;
-use crate::breaker::Verdict;
+use crate::breaker::{Verdict, after};
 use crate::ca_runtime::{CaRuntime, ProbeResult};
 use crate::job::Run;
 use crate::ledger::{Ledger, Note};
@@ -22,7 +23,10 @@ use crate::selection::Access;
 use crate::setback::{Setback, one_line};
 
 /// How long a CA that rate-limited renewd without saying until when is left alone.
-const DEFAULT_RATE_LIMIT_BLOCK: TimeDelta = TimeDelta::minutes(5);
+const DEFAULT_RATE_LIMIT_BLOCK: Duration = Duration::from_secs(5 * 60);
+/// The longest `Retry-After` of a rate limit honoured: a CA asking for more is asked
+/// again after this (other CAs take the orders meanwhile).
+const MAX_RATE_LIMIT_BLOCK: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// A certificate the CA issued, with where it came from.
 #[derive(Debug)]
@@ -82,14 +86,11 @@ pub(crate) async fn attempt(run: &Run<'_>, rt: &Arc<CaRuntime>, access: Access) 
 /// The end of a rate limit on the issuer's clock. The ACME client states `Retry-After` as a
 /// time on the system clock; the delay it stands for is what counts.
 fn rate_limit_end(run: &Run<'_>, s: &Setback) -> chrono::DateTime<Utc> {
-    let now = run.inner.clock.now();
-    match s.rate_limit_end() {
-        Some(at) => {
-            let wait = crate::ari_check::whole_seconds(at - Utc::now());
-            now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX)
-        }
-        None => now + DEFAULT_RATE_LIMIT_BLOCK,
-    }
+    let wait = match s.rate_limit_end() {
+        Some(at) => crate::ari_check::whole_seconds(at - Utc::now()).min(MAX_RATE_LIMIT_BLOCK),
+        None => DEFAULT_RATE_LIMIT_BLOCK,
+    };
+    after(run.inner.clock.now(), wait)
 }
 
 async fn attempt_with_permit(run: &Run<'_>, rt: &Arc<CaRuntime>, access: &Access) -> Attempted {

@@ -45,12 +45,11 @@ pub(crate) enum CircuitGate {
     Open(Option<DateTime<Utc>>),
 }
 
-fn delta(d: std::time::Duration) -> TimeDelta {
-    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
-}
-
-fn add(now: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
-    now.checked_add_signed(delta(d))
+/// `now + d`, saturating at the end of time instead of panicking on absurd durations.
+pub(crate) fn after(now: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
+    TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
@@ -115,7 +114,7 @@ pub(crate) fn apply(
 fn open(h: &mut CaHealth, cooldown: std::time::Duration, now: DateTime<Utc>) {
     h.circuit = CircuitState::Open;
     h.cooldown = Some(cooldown);
-    h.open_until = Some(add(now, cooldown));
+    h.open_until = Some(after(now, cooldown));
 }
 
 #[cfg(test)]
@@ -223,6 +222,16 @@ mod tests {
         let mut h = health();
         h.circuit = CircuitState::Open;
         assert_eq!(gate(&mut h, t0()), (CircuitGate::HalfOpen, true));
+    }
+
+    #[test]
+    fn absurd_durations_saturate() {
+        let far = after(t0(), Duration::from_secs(u64::MAX));
+        assert_eq!(far, DateTime::<Utc>::MAX_UTC);
+        assert_eq!(
+            after(t0(), Duration::from_secs(1)),
+            t0() + TimeDelta::seconds(1)
+        );
     }
 
     #[test]

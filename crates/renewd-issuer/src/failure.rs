@@ -2,10 +2,11 @@
 //! failure hooks (once per failure streak, and again whenever the urgency rises above the
 //! one last alerted about), and the `Failed` event.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use renewd_core::{Backoff, CaName, FailureClass, Urgency};
 use renewd_store::LastError;
 
+use crate::breaker::after;
 use crate::events::{HookKind, IssuerEvent};
 use crate::host::FailureNotice;
 use crate::job::Run;
@@ -40,7 +41,7 @@ pub(crate) async fn record(run: &Run<'_>, setback: &Setback, ca: Option<&CaName>
             at: now,
         });
         let delay = backoff.jittered(s.backoff_step, JITTER, unit);
-        let mut next = add(now, delay);
+        let mut next = after(now, delay);
         if let Some(floor) = floor {
             next = next.max(floor);
         }
@@ -123,9 +124,4 @@ async fn failure_hooks(
             message,
         });
     }
-}
-
-fn add(now: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
-    now.checked_add_signed(TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }

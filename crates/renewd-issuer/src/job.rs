@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use renewd_config::{CertConfig, Config};
 use renewd_core::{CaName, FailureClass, OutcomeClass, RenewalJob, Step, Urgency};
 use renewd_store::{CertState, CircuitState, PendingKeys, PendingOrder};
@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::attempt::{self, Attempted};
+use crate::breaker::after;
 use crate::ca_runtime::Generation;
 use crate::events::IssuerEvent;
 use crate::health::{Availability, HealthBook};
@@ -41,8 +42,7 @@ pub(crate) async fn renew(
     let lease = match lease::acquire(&inner.store, &job.cert, inner.options.lease_ttl) {
         Ok(Some(lease)) => lease,
         Ok(None) => {
-            let retry = inner.clock.now()
-                + TimeDelta::from_std(inner.options.busy_retry).unwrap_or(TimeDelta::MAX);
+            let retry = after(inner.clock.now(), inner.options.busy_retry);
             let result = inner.store.update_cert_state(&job.cert, &mut |s| {
                 s.next_attempt = Some(s.next_attempt.map_or(retry, |t| t.max(retry)));
             });
