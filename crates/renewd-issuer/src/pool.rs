@@ -192,7 +192,7 @@ impl Issuer {
     /// Switches to `config`: CAs added or changed get new runtimes (clients, order limits,
     /// probe caches, accounts looked up again), unchanged ones keep theirs, removed ones go.
     /// Jobs in flight finish with the runtime they started with. On error the old config
-    /// stays in force.
+    /// stays in force. (`daemon.workers` is read when [`Issuer::run`] starts.)
     pub fn reload(&self, config: Config) -> Result<(), IssuerError> {
         let current = self.inner.generation();
         let next = Generation::build(Arc::new(config), &self.inner.options, Some(&current))?;

@@ -132,3 +132,33 @@ async fn replaces_goes_only_to_the_ca_and_account_that_issued() {
     }
     assert_eq!(lab.counts("a").certificates_issued, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_answers_an_ari_check() {
+    let lab = lab()
+        .ca("a", TestCa::builder())
+        .cert("www", &["a"])
+        .start()
+        .await;
+    let issuer = lab.issuer();
+    assert!(renew(&issuer, "www", Urgency::Normal).await.is_renewed());
+    let (work_tx, work_rx) = tokio::sync::mpsc::channel(4);
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(4);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let pool = tokio::spawn({
+        let (issuer, shutdown) = (issuer.clone(), shutdown.clone());
+        async move { issuer.run(shutdown, work_rx, done_tx).await }
+    });
+    work_tx
+        .send(renewd_core::Work::AriCheck(name("www")))
+        .await
+        .unwrap();
+    let done = done_rx.recv().await.unwrap();
+    assert_eq!(done.cert.as_str(), "www");
+    assert!(!done.was_renewal);
+    assert_eq!(lab.counts("a").requests_to(Endpoint::RenewalInfo), 1);
+    assert!(lab.state("www").ari.window_start.is_some());
+    // Closing the work channel ends the pool once its jobs are done.
+    drop(work_tx);
+    pool.await.unwrap();
+}
