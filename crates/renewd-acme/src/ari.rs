@@ -53,6 +53,27 @@ impl CertId {
     }
 }
 
+/// Reads a CertID as stored (`renewd-store` keeps the text): two non-empty base64url parts
+/// without padding, joined by one dot.
+impl std::str::FromStr for CertId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<CertId, Error> {
+        let b64url = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        match s.split_once('.') {
+            Some((aki, serial)) if b64url(aki) && b64url(serial) => Ok(CertId(s.to_string())),
+            _ => Err(Error::InvalidRequest {
+                step: Step::RenewalInfo,
+                detail: format!("{s:?} is not an ARI CertID (base64url \".\" base64url)"),
+            }),
+        }
+    }
+}
+
 impl fmt::Display for CertId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -142,6 +163,20 @@ mod tests {
         let cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
         let id = CertId::from_certificate_der(cert.der()).unwrap();
         assert_eq!(id.to_string(), "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+    }
+
+    #[test]
+    fn cert_id_parses_back_from_its_text() {
+        let id: CertId = "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE".parse().unwrap();
+        assert_eq!(
+            id,
+            CertId::from_parts(&AKI, &[0x00, 0x87, 0x65, 0x43, 0x21])
+        );
+        for bad in [
+            "", ".", "abc", "abc.", ".abc", "a.b.c", "a+b.c", "ab.c=", "a b.c",
+        ] {
+            assert!(bad.parse::<CertId>().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub struct CaHealth {
     pub last_probe_ok: Option<bool>,
     /// How long it took.
     pub last_probe_latency: Option<Duration>,
+    /// The CA rate-limited renewd's account (429 or `rateLimited`): nothing may be sent to
+    /// it before this time (its `Retry-After`).
+    pub blocked_until: Option<DateTime<Utc>>,
 }
 
 impl CaHealth {
@@ -90,6 +93,7 @@ impl CaHealth {
             last_probe: None,
             last_probe_ok: None,
             last_probe_latency: None,
+            blocked_until: None,
         }
     }
 }

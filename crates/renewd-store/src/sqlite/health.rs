@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use crate::records::{AccountRecord, CaHealth};
 
 const SELECT_HEALTH: &str = "SELECT ca, circuit, consecutive_failures, open_until_ms, cooldown_ms, \
-    last_probe_ms, last_probe_ok, last_probe_latency_ms FROM ca_health";
+    last_probe_ms, last_probe_ok, last_probe_latency_ms, blocked_until_ms FROM ca_health";
 
 type RawHealth = (
     String,
@@ -18,6 +18,7 @@ type RawHealth = (
     Option<i64>,
     Option<i64>,
     Option<bool>,
+    Option<i64>,
     Option<i64>,
 );
 
@@ -31,11 +32,13 @@ fn read_health(r: &Row<'_>) -> rusqlite::Result<RawHealth> {
         r.get(5)?,
         r.get(6)?,
         r.get(7)?,
+        r.get(8)?,
     ))
 }
 
 fn decode_health(raw: RawHealth) -> Result<CaHealth, StoreError> {
-    let (ca, circuit, failures, open_until, cooldown, probe, probe_ok, probe_latency) = raw;
+    let (ca, circuit, failures, open_until, cooldown, probe, probe_ok, probe_latency, blocked) =
+        raw;
     let col = |c| Col::new("ca_health", c);
     Ok(CaHealth {
         ca: col("ca").parse(&ca)?,
@@ -46,6 +49,7 @@ fn decode_health(raw: RawHealth) -> Result<CaHealth, StoreError> {
         last_probe: col("last_probe_ms").time_opt(probe)?,
         last_probe_ok: probe_ok,
         last_probe_latency: col("last_probe_latency_ms").duration_opt(probe_latency)?,
+        blocked_until: col("blocked_until_ms").time_opt(blocked)?,
     })
 }
 
@@ -72,8 +76,8 @@ pub(super) fn all(conn: &Connection) -> Result<Vec<CaHealth>, StoreError> {
 pub(super) fn put(conn: &Connection, h: &CaHealth) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT OR REPLACE INTO ca_health (ca, circuit, consecutive_failures, open_until_ms, \
-         cooldown_ms, last_probe_ms, last_probe_ok, last_probe_latency_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         cooldown_ms, last_probe_ms, last_probe_ok, last_probe_latency_ms, blocked_until_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -85,6 +89,7 @@ pub(super) fn put(conn: &Connection, h: &CaHealth) -> Result<(), StoreError> {
             ms_opt(h.last_probe),
             h.last_probe_ok,
             dur_ms_opt(h.last_probe_latency),
+            ms_opt(h.blocked_until),
         ])
     })
     .map_err(StoreError::db("writing a CA's health"))?;

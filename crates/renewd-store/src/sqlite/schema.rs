@@ -103,7 +103,13 @@ CREATE TABLE lease (
 );
 ";
 
-const MIGRATIONS: &[&str] = &[V1, V2];
+/// Version 3: a CA's rate-limit block (`Retry-After` of a 429 / `rateLimited`) survives
+/// restarts, so nothing is sent to that CA before it ends.
+const V3: &str = "
+ALTER TABLE ca_health ADD COLUMN blocked_until_ms INTEGER;
+";
+
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub(crate) const LATEST: u32 = MIGRATIONS.len() as u32;

@@ -139,6 +139,46 @@ fn migrates_a_version_1_database_keeping_its_data() {
 }
 
 #[test]
+fn migrates_a_version_2_database_to_the_rate_limit_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        schema::migrate_to(&mut conn, &path, 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO ca_health (ca, circuit, consecutive_failures, open_until_ms, cooldown_ms) \
+             VALUES ('zerossl', 'open', 3, 1750000600000, 120000);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 3);
+    let h = store.ca_health(&ca("zerossl")).unwrap().unwrap();
+    assert_eq!(
+        h.cooldown,
+        Some(Duration::from_secs(120)),
+        "v2 data is kept"
+    );
+    assert_eq!(h.blocked_until, None, "the v3 column starts empty");
+    let until = t0() + TimeDelta::minutes(7);
+    let blocked = store
+        .update_ca_health(&ca("zerossl"), &mut |h| h.blocked_until = Some(until))
+        .unwrap();
+    assert_eq!(blocked.blocked_until, Some(until));
+    drop(store);
+    let reopened = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    assert_eq!(
+        reopened
+            .ca_health(&ca("zerossl"))
+            .unwrap()
+            .unwrap()
+            .blocked_until,
+        Some(until),
+        "the block survives a restart"
+    );
+}
+
+#[test]
 fn open_errors_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no/such/dir/state.db");

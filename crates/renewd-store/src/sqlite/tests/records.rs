@@ -14,6 +14,7 @@ fn ca_health_round_trip() {
         last_probe: Some(t0()),
         last_probe_ok: Some(false),
         last_probe_latency: Some(Duration::from_millis(2500)),
+        blocked_until: Some(t0() + TimeDelta::minutes(30)),
     };
     s.put_ca_health(&h).unwrap();
     assert_eq!(s.ca_health(&ca("z")).unwrap(), Some(h.clone()));

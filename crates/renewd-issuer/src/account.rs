@@ -1,0 +1,163 @@
+//! The account at each CA: its key is `STATE/accounts/CA/account.key` (mode 0600, generated
+//! once), its URL and contact are an [`AccountRecord`] in the store. On first use in a
+//! process the account is found by its key or created (with the config's EAB and terms
+//! agreement), and its contact updated when the config's changed. Every request is a ledger
+//! row (step `account`); local failures are noted with that step too.
+
+use std::fs::DirBuilder;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use renewd_acme::{Account, AccountKey, ExternalAccountKey, NewAccount};
+use renewd_core::{Clock, OutcomeClass, Step};
+use renewd_store::{AccountRecord, StateStore};
+
+use crate::ca_runtime::CaRuntime;
+use crate::ledger::{Ledger, Note};
+use crate::setback::Setback;
+
+/// `STATE/accounts/CA/account.key`.
+pub(crate) fn key_path(state_dir: &Path, rt: &CaRuntime) -> PathBuf {
+    state_dir
+        .join("accounts")
+        .join(rt.name().as_str())
+        .join("account.key")
+}
+
+/// The account at `rt`'s CA, set up on first use. `ledger` is the CA-level ledger (no
+/// certificate).
+pub(crate) async fn account(
+    rt: &CaRuntime,
+    store: &dyn StateStore,
+    clock: &dyn Clock,
+    state_dir: &Path,
+    ledger: &Ledger,
+) -> Result<Account, Setback> {
+    let mut cached = rt.account.lock().await;
+    if let Some(account) = cached.as_ref() {
+        return Ok(account.clone());
+    }
+    let result = set_up(rt, store, clock, state_dir, ledger).await;
+    match &result {
+        Ok(account) => {
+            tracing::info!(ca = %rt.name(), account_url = account.url(), "account ready");
+            *cached = Some(account.clone());
+        }
+        Err(setback) if setback.class == renewd_core::FailureClass::Local => ledger.note(Note {
+            step: Step::Account,
+            class: OutcomeClass::Local,
+            detail: Some(&setback.message),
+            order_url: None,
+            latency: std::time::Duration::ZERO,
+        }),
+        Err(_) => {}
+    }
+    result
+}
+
+async fn set_up(
+    rt: &CaRuntime,
+    store: &dyn StateStore,
+    clock: &dyn Clock,
+    state_dir: &Path,
+    ledger: &Ledger,
+) -> Result<Account, Setback> {
+    let ca = rt.name();
+    let config = &rt.config;
+    let client = rt.client.with_observer(ledger.observer());
+    let path = key_path(state_dir, rt);
+    let (key, new_key) = load_or_create_key(&path)?;
+    let record = store
+        .account(ca)
+        .map_err(|e| Setback::local(Step::Account, format!("reading the account record: {e}")))?
+        .filter(|r| r.key_path == path && !r.url.is_empty() && !new_key);
+    if let Some(record) = record {
+        ledger.set_account(&record.url);
+        let account = client.account(key, record.url.clone());
+        if record.contact != config.contact {
+            match account.update_contact(&config.contact).await {
+                Ok(_) => {
+                    let updated = AccountRecord {
+                        contact: config.contact.clone(),
+                        ..record
+                    };
+                    if let Err(e) = store.put_account(&updated) {
+                        tracing::warn!(ca = %ca, error = %e, "could not store the new contact");
+                    }
+                }
+                // The account still works; the next start tries again.
+                Err(e) => tracing::warn!(ca = %ca, step = "account", class = %e.class(),
+                    error = %e, "could not update the account's contact"),
+            }
+        }
+        return Ok(account);
+    }
+    // A key the CA may know (the record was lost): look it up before creating.
+    let found = if new_key {
+        None
+    } else {
+        match client.find_account(key.clone()).await {
+            Ok(account) => Some(account),
+            Err(e) if e.is_problem("accountDoesNotExist") => None,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let account = match found {
+        Some(account) => account,
+        None => {
+            let eab = match &config.eab {
+                Some(eab) => Some(
+                    ExternalAccountKey::new(
+                        eab.kid.clone(),
+                        &URL_SAFE_NO_PAD.encode(eab.hmac_key.expose()),
+                    )
+                    .map_err(Setback::from)?,
+                ),
+                None => None,
+            };
+            let new = NewAccount {
+                contact: config.contact.clone(),
+                terms_of_service_agreed: config.terms_agreed,
+                eab,
+            };
+            client.new_account(key, &new).await?
+        }
+    };
+    ledger.set_account(account.url());
+    let record = AccountRecord {
+        ca: ca.clone(),
+        url: account.url().to_string(),
+        key_path: path,
+        eab_kid: config.eab.as_ref().map(|e| e.kid.clone()),
+        contact: config.contact.clone(),
+        created: clock.now(),
+    };
+    store
+        .put_account(&record)
+        .map_err(|e| Setback::local(Step::Account, format!("storing the account record: {e}")))?;
+    Ok(account)
+}
+
+/// The key at `path`, or a new one saved there (directory 0700, file 0600). `true` when
+/// new. A file that exists but does not load is an error, never overwritten.
+fn load_or_create_key(path: &Path) -> Result<(AccountKey, bool), Setback> {
+    if path.exists() {
+        return AccountKey::load(path)
+            .map(|k| (k, false))
+            .map_err(Setback::from);
+    }
+    if let Some(dir) = path.parent() {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| {
+                Setback::local(Step::Account, format!("creating {}: {e}", dir.display()))
+            })?;
+    }
+    let key = AccountKey::generate();
+    key.save(path).map_err(Setback::from)?;
+    Ok((key, true))
+}

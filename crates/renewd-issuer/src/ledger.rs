@@ -1,0 +1,134 @@
+//! Writing the failure ledger: every ACME request's [`RequestEvent`] becomes a
+//! [`RequestOutcome`] with the CA, account and certificate added ([`LedgerObserver`]), and
+//! local steps (install, deploy hook, challenge setup, abandoned orders) are noted the same
+//! way ([`Ledger::note`]). Each row is also one structured log event with the fields the
+//! daemon maps to journald (`cert_name`, `ca`, `step`, `order_url`, `http_status`,
+//! `problem_type`, `class`).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use renewd_acme::{RequestEvent, RequestObserver};
+use renewd_core::{CaName, CertName, Clock, OutcomeClass, RequestOutcome, Step};
+use renewd_store::StateStore;
+
+/// Appends ledger rows for one CA (and one certificate, or none for probes and accounts).
+#[derive(Debug, Clone)]
+pub(crate) struct Ledger {
+    store: Arc<dyn StateStore>,
+    clock: Arc<dyn Clock>,
+    ca: CaName,
+    cert: Option<CertName>,
+    account: Arc<Mutex<Option<String>>>,
+}
+
+/// One local (non-request) ledger row.
+#[derive(Debug, Clone)]
+pub(crate) struct Note<'a> {
+    pub(crate) step: Step,
+    pub(crate) class: OutcomeClass,
+    pub(crate) detail: Option<&'a str>,
+    pub(crate) order_url: Option<&'a str>,
+    pub(crate) latency: Duration,
+}
+
+impl Ledger {
+    pub(crate) fn new(
+        store: Arc<dyn StateStore>,
+        clock: Arc<dyn Clock>,
+        ca: CaName,
+        cert: Option<CertName>,
+    ) -> Ledger {
+        Ledger {
+            store,
+            clock,
+            ca,
+            cert,
+            account: Arc::default(),
+        }
+    }
+
+    /// Rows from now on name this account.
+    pub(crate) fn set_account(&self, url: &str) {
+        *self.account.lock().unwrap_or_else(PoisonError::into_inner) = Some(url.to_string());
+    }
+
+    /// The observer to give the ACME client.
+    pub(crate) fn observer(&self) -> Arc<dyn RequestObserver> {
+        Arc::new(LedgerObserver(self.clone()))
+    }
+
+    /// Appends a local row.
+    pub(crate) fn note(&self, note: Note<'_>) {
+        self.append(RequestOutcome {
+            time: self.clock.now(),
+            ca: self.ca.clone(),
+            account: self.account(),
+            cert: self.cert.clone(),
+            step: note.step,
+            http_status: None,
+            problem_type: None,
+            class: note.class,
+            latency: note.latency,
+            order_url: note.order_url.map(str::to_string),
+            detail: note.detail.map(str::to_string),
+        });
+    }
+
+    fn account(&self) -> Option<String> {
+        self.account
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn append(&self, row: RequestOutcome) {
+        log_row(&row);
+        if let Err(e) = self.store.append_outcome(&row) {
+            tracing::error!(ca = %row.ca, step = %row.step, error = %e,
+                "could not append to the failure ledger");
+        }
+    }
+}
+
+fn log_row(row: &RequestOutcome) {
+    let cert_name = row.cert.as_ref().map(CertName::as_str);
+    let latency_ms = u64::try_from(row.latency.as_millis()).unwrap_or(u64::MAX);
+    let detail = row.detail.as_deref().unwrap_or("");
+    macro_rules! row_event {
+        ($level:expr, $msg:literal) => {
+            tracing::event!($level,
+                cert_name, ca = %row.ca, step = %row.step,
+                order_url = row.order_url.as_deref(), http_status = row.http_status,
+                problem_type = row.problem_type.as_deref(), class = %row.class,
+                latency_ms, detail, $msg)
+        };
+    }
+    match row.class {
+        OutcomeClass::Ok => row_event!(tracing::Level::DEBUG, "ACME request"),
+        OutcomeClass::Local => row_event!(tracing::Level::WARN, "local step failed"),
+        _ => row_event!(tracing::Level::INFO, "ACME request failed"),
+    }
+}
+
+/// The [`RequestObserver`] of one job at one CA.
+struct LedgerObserver(Ledger);
+
+impl RequestObserver for LedgerObserver {
+    fn observe(&self, event: RequestEvent) {
+        let ledger = &self.0;
+        ledger.append(RequestOutcome {
+            time: ledger.clock.now(),
+            ca: ledger.ca.clone(),
+            account: ledger.account(),
+            cert: ledger.cert.clone(),
+            step: event.step,
+            http_status: event.http_status,
+            problem_type: event.problem_type,
+            class: event.class,
+            latency: event.latency,
+            order_url: event.order_url,
+            detail: event.detail,
+        });
+    }
+}

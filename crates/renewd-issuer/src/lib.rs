@@ -1,0 +1,69 @@
+//! renewd's issuance side: the worker pool that turns the scheduler's [`Work`] into
+//! installed certificates, choosing CAs by urgency, probing their health, keeping a circuit
+//! breaker per CA and never wasting an order the CA may still complete.
+//!
+//! # Place in the flow
+//!
+//! The scheduler decides *when* and sends [`Work`] over a channel; [`Issuer::run`] does the
+//! work and answers each piece with [`WorkDone`] once its outcome is in the state store
+//! (the single source of truth the scheduler re-reads). `renewd renew` calls
+//! [`Issuer::run_once`] instead. ACME goes through `renewd-acme` (one client per CA), state
+//! and files through `renewd-store`; challenges are answered by the [`Solvers`] and hooks
+//! run through [`HostActions`], both supplied by the binary.
+//!
+//! # Design overview
+//!
+//! - `pool`: [`Issuer`], [`IssuerParts`], [`JobResult`] — the workers, shutdown, reload.
+//! - `ca_runtime`: per CA a rate-limited client (`rate_limit`, a token bucket behind the
+//!   client's `HttpClient` seam), an order semaphore (`max_concurrent_orders`), a
+//!   single-flight probe cache and the account (`account`).
+//! - `breaker` and `health`: the circuit of each CA as pure transitions of its persisted
+//!   `CaHealth` (closed → open → half-open with one trial, doubling cool-down), rate-limit
+//!   blocks (`blocked_until`), read and written through the store.
+//! - `selection`: which CAs a job tries and when it moves on, by urgency and failure class.
+//! - `job` (one renewal), `attempt` (one CA: probe, account, resume or new order),
+//!   `success` (verify, install, state, deploy), `failure` (back-off, failure hooks),
+//!   `ari_check` (renewal windows), `pending` (pending orders in the store), `lease`
+//!   (one job per certificate, across processes), `ledger` (one row per request).
+//! - [`IssuerEvent`]s on a broadcast channel tell the daemon about circuits, renewals,
+//!   failures, expiry danger and failed hooks.
+//!
+//! # The failure policy
+//!
+//! Every failure arrives classified ([`FailureClass`](renewd_core::FailureClass), computed
+//! in `renewd-acme`). `ca_unavailable` counts against the CA's circuit and keeps the
+//! pending order for the next attempt — unless an urgent job fails over, which abandons it
+//! just before ordering elsewhere; `rate_limited` blocks the CA until its `Retry-After`;
+//! a persistent `bad_nonce` is retried later at the same CA; a CA-specific refusal moves
+//! on to the next CA at any urgency; validation failures and local failures back off
+//! without failover and are never blamed on the CA.
+
+mod account;
+mod ari_check;
+mod attempt;
+mod breaker;
+mod ca_runtime;
+mod error;
+mod events;
+mod failure;
+mod health;
+mod host;
+mod job;
+mod lease;
+mod ledger;
+mod options;
+mod pending;
+mod pool;
+mod rate_limit;
+mod selection;
+mod setback;
+mod success;
+
+pub use error::IssuerError;
+pub use events::{EventSender, HookKind, IssuerEvent, event_channel};
+pub use host::{Deployment, FailureNotice, HostActions, NoHostActions, ServedCheck};
+pub use options::IssuerOptions;
+pub use pool::{Issuer, IssuerParts, JobResult, Solvers};
+
+#[doc(no_inline)]
+pub use renewd_core::{Work, WorkDone};

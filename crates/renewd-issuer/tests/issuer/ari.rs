@@ -1,0 +1,164 @@
+//! ARI checks: the window of the installed certificate is asked of the CA that issued it,
+//! and the next check honours `Retry-After` (clamped), backs off after CA failures and
+//! waits about 6 hours after other errors.
+
+use std::time::Duration;
+
+use chrono::{SubsecRound, TimeDelta};
+use renewd_core::{OutcomeClass, Step, Urgency};
+use renewd_testca::{AriOverride, AriTarget, Endpoint, Fault, FaultPlan, SuggestedWindow, TestCa};
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewal_windows_and_when_to_ask_again() {
+    let lab = lab()
+        .ca(
+            "a",
+            TestCa::builder().ari_explanation_url("https://a.example/why"),
+        )
+        .ca("b", TestCa::builder())
+        .cert("www", &["a", "b"])
+        .start()
+        .await;
+    let issuer = lab.issuer();
+    assert!(renew(&issuer, "www", Urgency::Normal).await.is_renewed());
+    let installed = lab.state("www").installed.unwrap();
+    assert!(installed.ari_cert_id.is_some());
+    // A offers renewalInfo: the scheduler is to ask at once.
+    assert_eq!(lab.state("www").ari.next_check, Some(lab.now()));
+
+    issuer.check_renewal_info(&name("www")).await;
+    let ari = lab.state("www").ari;
+    assert_eq!(ari.window_end, Some(installed.not_after));
+    assert!(ari.window_start.unwrap() < installed.not_after);
+    assert_eq!(
+        ari.explanation_url.as_deref(),
+        Some("https://a.example/why")
+    );
+    assert_eq!(ari.next_check, Some(lab.now() + TimeDelta::hours(6)));
+
+    // Retry-After is clamped to [1 min, 1 day].
+    let window = SuggestedWindow::open_now(Duration::from_secs(60), Duration::from_secs(3600));
+    // The CA states times to the second.
+    let start = window.start.trunc_subsecs(0);
+    for (retry_after, expected) in [
+        (Duration::from_secs(5), TimeDelta::minutes(1)),
+        (Duration::from_secs(3 * 86_400), TimeDelta::days(1)),
+        (Duration::from_secs(7200), TimeDelta::hours(2)),
+    ] {
+        lab.testca("a")
+            .set_ari_window(AriOverride::new(AriTarget::All, window).retry_after(retry_after));
+        issuer.check_renewal_info(&name("www")).await;
+        let ari = lab.state("www").ari;
+        assert_eq!(
+            ari.next_check,
+            Some(lab.now() + expected),
+            "{retry_after:?}"
+        );
+        assert_eq!(ari.window_start, Some(start));
+    }
+
+    // CA failures back off exponentially; other errors wait about 6 hours; the window
+    // already known is kept.
+    lab.testca("a")
+        .set_fault_plan(FaultPlan::new().rule(Endpoint::RenewalInfo, Fault::status(503)))
+        .unwrap();
+    for minutes in [1, 2, 4] {
+        issuer.check_renewal_info(&name("www")).await;
+        let ari = lab.state("www").ari;
+        assert_eq!(
+            ari.next_check,
+            Some(lab.now() + TimeDelta::minutes(minutes))
+        );
+        assert_eq!(ari.window_start, Some(start));
+    }
+    lab.testca("a")
+        .set_fault_plan(FaultPlan::new().rule(Endpoint::RenewalInfo, Fault::status(404)))
+        .unwrap();
+    issuer.check_renewal_info(&name("www")).await;
+    assert_eq!(
+        lab.state("www").ari.next_check,
+        Some(lab.now() + TimeDelta::hours(6))
+    );
+
+    let rows: Vec<_> = lab
+        .ledger("a")
+        .into_iter()
+        .filter(|r| r.step == Step::RenewalInfo)
+        .collect();
+    assert_eq!(
+        rows.len() as u64,
+        lab.counts("a").requests_to(Endpoint::RenewalInfo)
+    );
+    assert_eq!(
+        rows.iter().filter(|r| r.class == OutcomeClass::Ok).count(),
+        4
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.cert.as_ref().is_some_and(|c| c.as_str() == "www"))
+    );
+
+    // A certificate from B is checked at B.
+    lab.testca("a").set_fault_plan(FaultPlan::new()).unwrap();
+    let mut at_b = job("www", Urgency::Normal);
+    at_b.only_ca = Some(ca_name("b"));
+    assert!(run(&issuer, vec![at_b]).await[0].is_renewed());
+    let before_a = lab.counts("a").requests_to(Endpoint::RenewalInfo);
+    issuer.check_renewal_info(&name("www")).await;
+    assert_eq!(lab.counts("b").requests_to(Endpoint::RenewalInfo), 1);
+    assert_eq!(lab.counts("a").requests_to(Endpoint::RenewalInfo), before_a);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaces_goes_only_to_the_ca_and_account_that_issued() {
+    // The test CA refuses a `replaces` naming a certificate of another account: a renewal
+    // from A, then B, then A again, then A again only works if `replaces` is sent where it
+    // belongs and nowhere else.
+    let lab = lab()
+        .ca("a", TestCa::builder())
+        .ca("b", TestCa::builder())
+        .cert("www", &["a", "b"])
+        .start()
+        .await;
+    let issuer = lab.issuer();
+    for ca in ["a", "b", "a", "a"] {
+        let mut j = job("www", Urgency::Normal);
+        j.only_ca = Some(ca_name(ca));
+        let result = run(&issuer, vec![j]).await.remove(0);
+        assert!(result.is_renewed(), "{ca}: {result:?}");
+        assert_eq!(lab.issuer_of("www").as_deref(), Some(ca));
+    }
+    assert_eq!(lab.counts("a").certificates_issued, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_answers_an_ari_check() {
+    let lab = lab()
+        .ca("a", TestCa::builder())
+        .cert("www", &["a"])
+        .start()
+        .await;
+    let issuer = lab.issuer();
+    assert!(renew(&issuer, "www", Urgency::Normal).await.is_renewed());
+    let (work_tx, work_rx) = tokio::sync::mpsc::channel(4);
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(4);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let pool = tokio::spawn({
+        let (issuer, shutdown) = (issuer.clone(), shutdown.clone());
+        async move { issuer.run(shutdown, work_rx, done_tx).await }
+    });
+    work_tx
+        .send(renewd_core::Work::AriCheck(name("www")))
+        .await
+        .unwrap();
+    let done = done_rx.recv().await.unwrap();
+    assert_eq!(done.cert.as_str(), "www");
+    assert!(!done.was_renewal);
+    assert_eq!(lab.counts("a").requests_to(Endpoint::RenewalInfo), 1);
+    assert!(lab.state("www").ari.window_start.is_some());
+    // Closing the work channel ends the pool once its jobs are done.
+    drop(work_tx);
+    pool.await.unwrap();
+}

@@ -1,0 +1,112 @@
+//! Limits on concurrency: at most `max_concurrent_orders` orders in flight per CA, and one
+//! job per certificate — in this process and across processes (the store's lease).
+
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use renewd_core::Urgency;
+use renewd_issuer::JobResult;
+use renewd_store::{LeaseHolder, StateStore};
+use renewd_testca::TestCa;
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_in_flight_per_ca_stay_within_max_concurrent_orders() {
+    let certs = ["c1", "c2", "c3", "c4", "c5"];
+    let mut b = lab()
+        .ca_with("a", TestCa::builder(), "max_concurrent_orders = 2")
+        .workers(5);
+    for c in certs {
+        b = b.cert(c, &["a"]);
+    }
+    let lab = b.start().await;
+    let issuer = lab.issuer();
+    lab.solver.hold(lab.testca("a"));
+    let all = tokio::spawn({
+        let issuer = issuer.clone();
+        async move {
+            run(
+                &issuer,
+                certs.iter().map(|c| job(c, Urgency::Normal)).collect(),
+            )
+            .await
+        }
+    });
+    // Five workers, but only two orders exist at A while both are held.
+    lab.solver.entered(2).await;
+    assert_eq!(lab.solver.entered_count(), 2);
+    assert_eq!(lab.counts("a").orders_created, 2);
+    // Each order that finishes lets exactly one more in.
+    for n in 3..=5 {
+        lab.solver.release(1);
+        lab.solver.entered(n).await;
+        assert!(lab.counts("a").orders_created <= n as u64 + 1);
+    }
+    lab.solver.release(2);
+    let results = all.await.unwrap();
+    assert!(results.iter().all(JobResult::is_renewed), "{results:?}");
+    assert_eq!(lab.solver.max_inside(), 2);
+    assert_eq!(lab.counts("a").orders_created, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_leased_by_another_process_is_left_alone() {
+    let lab = lab()
+        .ca("a", TestCa::builder())
+        .cert("www", &["a"])
+        .start()
+        .await;
+    // "Another process": another holder, alive (it is this process), lease not expired.
+    let other = LeaseHolder::this_process();
+    let lease = lab
+        .store
+        .acquire_lease(&name("www"), &other, Duration::from_secs(600))
+        .unwrap()
+        .acquired()
+        .unwrap();
+    let issuer = lab.issuer();
+    assert_eq!(
+        renew(&issuer, "www", Urgency::Critical).await,
+        JobResult::Busy
+    );
+    let counts = lab.counts("a");
+    assert_eq!(counts.requests.values().map(|c| c.total).sum::<u64>(), 0);
+    let state = lab.state("www");
+    assert_eq!(state.next_attempt, Some(lab.now() + TimeDelta::minutes(1)));
+    assert_eq!(state.failure_streak, 0, "being busy is not a failure");
+    assert!(state.installed.is_none());
+
+    lab.store.release_lease(&lease).unwrap();
+    assert!(renew(&issuer, "www", Urgency::Normal).await.is_renewed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_jobs_for_one_certificate_never_run_together() {
+    let lab = lab()
+        .ca("a", TestCa::builder())
+        .cert("www", &["a"])
+        .start()
+        .await;
+    let issuer = lab.issuer();
+    let second_issuer = lab.issuer();
+    lab.solver.hold(lab.testca("a"));
+    let first = tokio::spawn({
+        let issuer = issuer.clone();
+        async move { renew(&issuer, "www", Urgency::Normal).await }
+    });
+    lab.solver.entered(1).await;
+    // The same issuer (in-process set) and another issuer on the same store (the lease).
+    assert_eq!(
+        renew(&issuer, "www", Urgency::Critical).await,
+        JobResult::Busy
+    );
+    assert_eq!(
+        renew(&second_issuer, "www", Urgency::Critical).await,
+        JobResult::Busy
+    );
+    assert_eq!(lab.counts("a").orders_created, 1);
+    lab.solver.release(1);
+    assert!(first.await.unwrap().is_renewed());
+    assert_eq!(lab.counts("a").orders_created, 1);
+}

@@ -1,0 +1,281 @@
+//! Pending orders: an order saved before finalize is resumed, never duplicated — after a
+//! shutdown, after the pool is dropped mid-order, and across a restart; it is abandoned
+//! only when its CA left the certificate's list.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use renewd_core::{Urgency, Work, WorkDone};
+use renewd_issuer::Issuer;
+use renewd_store::{LeaseHolder, StateStore};
+use renewd_testca::TestCa;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::*;
+
+const CERTS: [&str; 3] = ["c1", "c2", "c3"];
+
+async fn lab_with_three() -> Lab {
+    let mut b = lab().ca("a", TestCa::builder()).ca("b", TestCa::builder());
+    for c in CERTS {
+        b = b.cert(c, &["a", "b"]);
+    }
+    b.start().await
+}
+
+/// Starts the pool with every order at A held inside its challenge, and waits until all
+/// three orders are there (each saved in the store before its challenge).
+async fn hold_three_orders(
+    lab: &Lab,
+    issuer: &Issuer,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+    mpsc::Receiver<WorkDone>,
+) {
+    lab.solver.hold(lab.testca("a"));
+    let (work_tx, work_rx) = mpsc::channel(8);
+    let (done_tx, done_rx) = mpsc::channel(8);
+    let shutdown = CancellationToken::new();
+    let pool = tokio::spawn({
+        let (issuer, shutdown) = (issuer.clone(), shutdown.clone());
+        async move { issuer.run(shutdown, work_rx, done_tx).await }
+    });
+    for c in CERTS {
+        work_tx
+            .send(Work::Renew(job(c, Urgency::Normal)))
+            .await
+            .unwrap();
+    }
+    lab.solver.entered(3).await;
+    for c in CERTS {
+        let pending = lab.state(c).pending.expect("saved before the challenge");
+        assert_eq!(pending.ca.as_str(), "a");
+        let mode = std::fs::metadata(&pending.key_path)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{c}");
+    }
+    assert_eq!(lab.counts("a").orders_created, 3);
+    (shutdown, pool, done_rx)
+}
+
+async fn resume_all(lab: &Lab) {
+    lab.solver.stop_holding();
+    let issuer = lab.issuer();
+    let results = run(
+        &issuer,
+        CERTS.iter().map(|c| job(c, Urgency::Normal)).collect(),
+    )
+    .await;
+    for (c, r) in CERTS.iter().zip(results) {
+        assert!(r.is_renewed(), "{c}: {r:?}");
+        assert_eq!(lab.issuer_of(c).as_deref(), Some("a"));
+        assert_eq!(lab.state(c).pending, None, "{c}");
+    }
+    let a = lab.counts("a");
+    assert_eq!(
+        a.orders_created, 3,
+        "the saved orders were resumed, none created"
+    );
+    assert_eq!(a.certificates_issued, 3);
+    assert_eq!(lab.counts("b").orders_created, 0);
+    let keys = lab.dir.path().join("state/pending");
+    assert_eq!(
+        std::fs::read_dir(keys).unwrap().count(),
+        0,
+        "the order keys are gone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_at_the_saved_order_and_the_next_run_resumes_it() {
+    let lab = lab_with_three().await;
+    let issuer = lab.issuer();
+    let (shutdown, pool, mut done) = hold_three_orders(&lab, &issuer).await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), pool)
+        .await
+        .expect("the pool stops without waiting for the held orders")
+        .unwrap();
+    let mut answered = Vec::new();
+    while let Ok(d) = done.try_recv() {
+        assert!(d.was_renewal);
+        answered.push(d.cert.to_string());
+    }
+    answered.sort();
+    assert_eq!(answered, CERTS, "every job was answered");
+    for c in CERTS {
+        let state = lab.state(c);
+        assert!(state.pending.is_some(), "{c}");
+        assert_eq!(state.failure_streak, 0, "a shutdown is not a failure");
+        // The lease was released.
+        let lease = lab
+            .store
+            .acquire_lease(
+                &name(c),
+                &LeaseHolder::this_process(),
+                Duration::from_secs(5),
+            )
+            .unwrap()
+            .acquired()
+            .unwrap();
+        lab.store.release_lease(&lease).unwrap();
+    }
+    assert_eq!(lab.counts("a").certificates_issued, 0);
+    resume_all(&lab).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_pool_mid_order_loses_nothing() {
+    let lab = lab_with_three().await;
+    let issuer = lab.issuer();
+    let (_shutdown, pool, _done) = hold_three_orders(&lab, &issuer).await;
+    // As abrupt as it gets in-process: the pool's future is dropped mid-order.
+    pool.abort();
+    assert!(pool.await.unwrap_err().is_cancelled());
+    drop(issuer);
+    // The jobs are aborted with the pool; their tasks end (releasing their leases) as the
+    // runtime gets to them.
+    while !lab.store.status_snapshot().unwrap().leases.is_empty() {
+        tokio::task::yield_now().await;
+    }
+    resume_all(&lab).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_order_at_a_ca_no_longer_listed_is_abandoned() {
+    let lab = lab_with_three().await;
+    let issuer = lab.issuer();
+    let (shutdown, pool, _done) = hold_three_orders(&lab, &issuer).await;
+    shutdown.cancel();
+    pool.await.unwrap();
+    lab.solver.stop_holding();
+    // c1 now comes from B only.
+    issuer.reload(lab.config_with(&[("c1", &["b"])])).unwrap();
+    let result = renew(&issuer, "c1", Urgency::Normal).await;
+    assert!(result.is_renewed(), "{result:?}");
+    assert_eq!(lab.issuer_of("c1").as_deref(), Some("b"));
+    let note = lab
+        .ledger("a")
+        .into_iter()
+        .find(|r| r.detail.as_deref().is_some_and(|d| d.contains("abandoned")))
+        .unwrap();
+    assert!(
+        note.detail
+            .unwrap()
+            .contains("no longer in the certificate's list")
+    );
+    assert_eq!(note.cert.unwrap().as_str(), "c1");
+    // The others still resume at A.
+    for c in ["c2", "c3"] {
+        assert!(renew(&issuer, c, Urgency::Normal).await.is_renewed());
+    }
+    let a = lab.counts("a");
+    assert_eq!((a.orders_created, a.certificates_issued), (3, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_urgent_job_abandons_the_pending_order_only_when_it_orders_elsewhere() {
+    let lab = lab_with_three().await;
+    let issuer = lab.issuer();
+    let (shutdown, pool, _done) = hold_three_orders(&lab, &issuer).await;
+    shutdown.cancel();
+    pool.await.unwrap();
+    lab.solver.stop_holding();
+    // A goes down (its directory answers 503), and the last good probe is too old to trust.
+    lab.clock.advance(chrono::TimeDelta::seconds(31));
+    lab.testca("a")
+        .set_fault_plan(renewd_testca::FaultPlan::new().rule(
+            renewd_testca::Endpoint::Directory,
+            renewd_testca::Fault::status(503),
+        ))
+        .unwrap();
+    // Normal urgency: wait for A (the order may still complete there).
+    let result = renew(&issuer, "c1", Urgency::Normal).await;
+    assert!(!result.is_renewed(), "{result:?}");
+    assert!(lab.state("c1").pending.is_some());
+    assert_eq!(lab.counts("b").orders_created, 0);
+    let ledger = lab.ledger("a");
+    assert!(
+        !ledger
+            .iter()
+            .any(|r| r.detail.as_deref().is_some_and(|d| d.contains("abandoned")))
+    );
+    // Urgent: the order at A is abandoned as the job orders at B.
+    let result = renew(&issuer, "c1", Urgency::Urgent).await;
+    assert!(result.is_renewed(), "{result:?}");
+    assert_eq!(lab.issuer_of("c1").as_deref(), Some("b"));
+    assert_eq!(lab.state("c1").pending, None);
+    assert_eq!(lab.counts("b").orders_created, 1);
+    let note = lab
+        .ledger("a")
+        .into_iter()
+        .find(|r| r.detail.as_deref().is_some_and(|d| d.contains("abandoned")))
+        .unwrap();
+    assert!(note.detail.unwrap().contains("failing over to b"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_cannot_reach_a_persisted_point_is_aborted_after_the_grace_period() {
+    // newOrder never answers, so no order is ever saved: on shutdown the job may not simply
+    // stop (an order may exist at the CA), it gets the grace period, then it is aborted.
+    let a = TestCa::builder().fault_plan(renewd_testca::FaultPlan::new().rule(
+        renewd_testca::Endpoint::NewOrder,
+        renewd_testca::Fault::hang(),
+    ));
+    let lab = lab().ca("a", a).cert("www", &["a"]).start().await;
+    let text = lab
+        .config_text(&[])
+        .replace("[daemon]\n", "[daemon]\nshutdown_grace = \"1s\"\n");
+    let issuer = Issuer::new(renewd_issuer::IssuerParts {
+        config: lab.parse_config(&text),
+        ..lab_parts(&lab)
+    })
+    .unwrap();
+    let (work_tx, work_rx) = mpsc::channel(8);
+    let (done_tx, mut done_rx) = mpsc::channel(8);
+    let shutdown = CancellationToken::new();
+    let pool = tokio::spawn({
+        let (issuer, shutdown) = (issuer.clone(), shutdown.clone());
+        async move { issuer.run(shutdown, work_rx, done_tx).await }
+    });
+    work_tx
+        .send(Work::Renew(job("www", Urgency::Normal)))
+        .await
+        .unwrap();
+    // Wait until the CA holds the newOrder request.
+    while lab
+        .counts("a")
+        .requests_to(renewd_testca::Endpoint::NewOrder)
+        == 0
+    {
+        tokio::task::yield_now().await;
+    }
+    let started = std::time::Instant::now();
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(20), pool)
+        .await
+        .expect("aborted after the grace period")
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1),
+        "{waited:?}: the grace period was given"
+    );
+    assert_eq!(done_rx.recv().await.unwrap().cert.as_str(), "www");
+    let state = lab.store.cert_state(&name("www")).unwrap();
+    assert!(state.is_none_or(|s| s.failure_streak == 0 && s.pending.is_none()));
+    // The aborted job's lease is free.
+    let lease = lab
+        .store
+        .acquire_lease(
+            &name("www"),
+            &LeaseHolder::this_process(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    assert!(lease.acquired().is_some());
+}
