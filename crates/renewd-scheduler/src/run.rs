@@ -142,8 +142,10 @@ impl Scheduler {
             self.circuit_moved(&ca, now);
         }
         self.agenda.place(slot, now);
-        let decision = self.agenda.decision(slot, now);
-        debug!(cert = %done.cert, next = %decision.explain(now), "work ended");
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let next = self.agenda.decision(slot, now).explain(now);
+            debug!(cert = %done.cert, %next, "work ended");
+        }
     }
 
     /// Re-places the certificates waiting for `ca`'s circuit. (Ones that became blocked
