@@ -25,6 +25,7 @@ const RANK_CRITICAL: u8 = 2;
 const RANK_URGENT: u8 = 3;
 const RANK_NORMAL: u8 = 4;
 const RANK_ARI: u8 = 5;
+const RANK_REREAD: u8 = 6;
 
 /// An operator's `renewd renew` waiting for dispatch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +56,9 @@ pub(crate) struct Entry {
     pub manual: Option<Manual>,
     /// Left the config while in flight: dropped when its work ends.
     pub removed: bool,
+    /// Its state could not be read from the store: whatever its view says, it is read
+    /// again when its hold ends (through the ready queue, where dispatch reads first).
+    pub stale: bool,
     place: Place,
     /// Its state, when counted (removed entries are not).
     status: Option<CertStatus>,
@@ -76,6 +80,7 @@ impl Entry {
             view,
             manual: None,
             removed: false,
+            stale: false,
             place: Place::Unplaced,
             status: None,
             waiting: false,
@@ -275,11 +280,14 @@ impl Agenda {
         let status = CertStatus::of(&e.view, &decision, false, now);
         let (at, rank) = if e.manual.is_some() {
             (now, RANK_MANUAL)
+        } else if e.stale {
+            (e.view.hold.map_or(now, |h| h.until.max(now)), RANK_REREAD)
         } else {
             let (at, work) = decision.next();
             (at, rank_of(work, &decision))
         };
         let waits = e.manual.is_none()
+            && !e.stale
             && at > now
             && matches!(decision.renewal.bound, Some(Bound::Circuits { .. }))
             && decision.next().1 == NextWork::Renew;

@@ -147,19 +147,21 @@ impl Scheduler {
             return slot;
         }
         let plan = self.agenda.intern(plan);
-        let (view, serial) = match state {
+        let (view, serial, stale) = match state {
             Ok(state) => {
                 let state = state.unwrap_or_else(|| CertState::new(plan.name.clone()));
-                (CertView::from_disk(&disk, &state), serial_of(&state))
+                (CertView::from_disk(&disk, &state), serial_of(&state), false)
             }
             Err(error) => {
                 warn!(cert = %plan.name, %error, "reading the certificate's state failed");
                 let mut view = CertView::from_disk(&disk, &CertState::new(plan.name.clone()));
                 view.hold = Some(unreadable(now));
-                (view, None)
+                (view, None, true)
             }
         };
-        let slot = self.agenda.insert(Entry::new(plan, disk, view, serial));
+        let mut entry = Entry::new(plan, disk, view, serial);
+        entry.stale = stale;
+        let slot = self.agenda.insert(entry);
         self.agenda.place(slot, now);
         slot
     }
@@ -176,9 +178,11 @@ impl Scheduler {
             Err(error) => {
                 warn!(cert = %name, %error, "reading the certificate's state failed; holding it back");
                 e.view.hold = Some(unreadable(now));
+                e.stale = true;
                 return;
             }
         };
+        e.stale = false;
         let serial = serial_of(&state);
         let installed_now = serial != e.store_serial;
         if installed_now {

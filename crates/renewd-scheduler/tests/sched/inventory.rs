@@ -105,3 +105,40 @@ async fn an_unreadable_state_is_held_back_and_read_again() {
     assert_eq!(j.reason, RenewalReason::Expiring);
     assert_eq!(w.now(), t0() + STORE_RETRY);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_unreadable_state_is_read_again_even_when_the_files_look_fine() {
+    let w = World::new();
+    let certs = CertStore::new(w.dir.path());
+    write_live(
+        certs.root(),
+        "www",
+        &["www.example"],
+        t0() - days(1),
+        t0() + days(89),
+    );
+    let mut inventory = Inventory::new();
+    inventory.insert(name("www"), scan(&certs, "www", &["www.example"]));
+    // The store holds a pending order the scheduler cannot see while the row is damaged.
+    w.pending("www");
+    let db = rusqlite::Connection::open(w.dir.path().join("state.db")).unwrap();
+    db.execute(
+        "UPDATE cert_state SET failure_streak = -1 WHERE cert = 'www'",
+        [],
+    )
+    .unwrap();
+
+    let scheduler = w.scheduler(vec![plan("www")], inventory);
+    let explained = scheduler.explain(&name("www")).unwrap();
+    assert!(explained.contains("1/3 of lifetime left"), "{explained}");
+    let mut s = w.start(scheduler, 4);
+    assert!(s.next_within(Duration::from_secs(50)).await.is_none());
+    db.execute(
+        "UPDATE cert_state SET failure_streak = 0 WHERE cert = 'www'",
+        [],
+    )
+    .unwrap();
+    let j = job(s.next().await);
+    assert_eq!(j.reason, RenewalReason::ResumePending);
+    assert_eq!(w.now(), t0() + STORE_RETRY);
+}
