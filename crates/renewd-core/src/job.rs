@@ -19,7 +19,8 @@ pub enum Urgency {
     /// The remaining lifetime dropped below the urgent threshold: any healthy CA in the
     /// certificate's list.
     Urgent,
-    /// Near expiry (or already expired, or missing): every CA in the list, loud alerts.
+    /// Near expiry, or already expired: every CA in the list, loud alerts. (A missing
+    /// certificate is `Urgent`: nothing is served yet, so there is nothing to lose.)
     Critical,
 }
 
