@@ -1,0 +1,199 @@
+//! Finalize recovery against the test CA: whatever the CA did to finalize (a gateway page
+//! before or after issuing, a hang past our timeout, a dropped connection, a garbage 200),
+//! the client re-fetches the same order, finalizes again with the same CSR only when the
+//! order is still `ready`, and downloads — one order, one certificate, on the CA's books.
+
+use std::time::Duration;
+
+use renewd_core::{OutcomeClass, Step};
+use renewd_testca::{Endpoint, Fault, FaultPlan};
+
+use crate::common::{Env, assert_one_order_one_certificate, csrs_sent};
+
+const NAME: &str = "f.example";
+
+/// Runs one issuance under `plan` (set after the account exists) and checks the outcome
+/// every variant shares. Returns the env for the variant's own assertions.
+async fn recover(plan: FaultPlan) -> Env {
+    recover_with(plan, |_| {}, 1).await
+}
+
+/// As [`recover`], with client settings changed by `adjust`, expecting `faults` faulted
+/// finalize requests.
+async fn recover_with(
+    plan: FaultPlan,
+    adjust: impl FnOnce(&mut renewd_acme::ClientSettings),
+    faults: usize,
+) -> Env {
+    let env = Env::start_with(renewd_testca::TestCa::builder(), adjust).await;
+    let account = env.account().await;
+    env.plan(plan);
+    let issued = env.issue(&account, &[NAME]).await.unwrap();
+    env.verify(&issued, &[NAME]);
+    assert_one_order_one_certificate(&env, &issued);
+    let counts = env.counts();
+    assert_eq!(
+        counts.faulted(Endpoint::Finalize),
+        faults as u64,
+        "{counts:?}"
+    );
+    let failed_finalizes = env
+        .recorder
+        .events()
+        .iter()
+        .filter(|e| e.step == Step::Finalize && e.class == OutcomeClass::CaUnavailable)
+        .count();
+    assert_eq!(
+        failed_finalizes, faults,
+        "each faulted finalize is one CaUnavailable event"
+    );
+    env
+}
+
+/// Before processing, the order stays `ready`: the client must finalize again, with the
+/// same CSR (the key is already persisted in the pending record).
+fn assert_finalized_twice_with_the_same_csr(env: &Env) {
+    let counts = env.counts();
+    assert_eq!(counts.requests_to(Endpoint::Finalize), 2, "{counts:?}");
+    assert_eq!(
+        counts.finalize_requests, 1,
+        "only the second finalize reached the CA: {counts:?}"
+    );
+    let csrs = csrs_sent(&env.finalizes_sent());
+    assert_eq!(csrs.len(), 2);
+    assert_eq!(csrs[0], csrs[1], "finalized again with the same CSR");
+    assert!(
+        counts.requests_to(Endpoint::Order) >= 1,
+        "the order was re-fetched: {counts:?}"
+    );
+}
+
+/// After processing, the order is `valid`: the client must not finalize again, just
+/// re-fetch the order and download.
+fn assert_finalized_once_then_fetched(env: &Env) {
+    let counts = env.counts();
+    assert_eq!(counts.requests_to(Endpoint::Finalize), 1, "{counts:?}");
+    assert_eq!(counts.finalize_requests, 1, "{counts:?}");
+    assert!(
+        counts.requests_to(Endpoint::Order) >= 1,
+        "the order was re-fetched: {counts:?}"
+    );
+    assert_eq!(
+        counts.requests_to(Endpoint::Certificate),
+        2,
+        "default + alternate chain"
+    );
+}
+
+#[tokio::test]
+async fn finalize_502_html_before_processing_finalizes_again_with_the_same_csr() {
+    let env =
+        recover(FaultPlan::new().rule(Endpoint::Finalize, Fault::status(502).html().times(1)))
+            .await;
+    assert_finalized_twice_with_the_same_csr(&env);
+    let e = env
+        .recorder
+        .events()
+        .into_iter()
+        .find(|e| e.step == Step::Finalize && e.class == OutcomeClass::CaUnavailable)
+        .unwrap();
+    assert_eq!(e.http_status, Some(502));
+    assert!(
+        e.detail.unwrap().contains("<title>502 Bad Gateway</title>"),
+        "the event keeps the gateway page"
+    );
+}
+
+#[tokio::test]
+async fn finalize_504_after_processing_downloads_the_certificate_already_issued() {
+    let env = recover(FaultPlan::new().rule(
+        Endpoint::Finalize,
+        Fault::status(504).html().after_processing().times(1),
+    ))
+    .await;
+    assert_finalized_once_then_fetched(&env);
+}
+
+/// A short request timeout, so a hung finalize costs the test seconds, not minutes.
+fn short_timeout(s: &mut renewd_acme::ClientSettings) {
+    s.http.request_timeout = Duration::from_secs(3);
+}
+
+#[tokio::test]
+async fn finalize_hanging_past_the_client_timeout_before_processing() {
+    let env = recover_with(
+        FaultPlan::new().rule(Endpoint::Finalize, Fault::hang().times(1)),
+        short_timeout,
+        1,
+    )
+    .await;
+    assert_finalized_twice_with_the_same_csr(&env);
+    assert!(
+        env.recorder
+            .events()
+            .iter()
+            .any(|e| e.step == Step::Finalize
+                && e.detail.as_deref().is_some_and(|d| d.contains("timeout"))),
+        "the hang is seen as a timeout"
+    );
+}
+
+#[tokio::test]
+async fn finalize_hanging_past_the_client_timeout_after_processing() {
+    let env = recover_with(
+        FaultPlan::new().rule(
+            Endpoint::Finalize,
+            Fault::hang().after_processing().times(1),
+        ),
+        short_timeout,
+        1,
+    )
+    .await;
+    assert_finalized_once_then_fetched(&env);
+}
+
+#[tokio::test]
+async fn finalize_connection_dropped_before_processing() {
+    let env =
+        recover(FaultPlan::new().rule(Endpoint::Finalize, Fault::drop_connection().times(1))).await;
+    assert_finalized_twice_with_the_same_csr(&env);
+}
+
+#[tokio::test]
+async fn finalize_connection_dropped_after_processing() {
+    let env = recover(FaultPlan::new().rule(
+        Endpoint::Finalize,
+        Fault::drop_connection().after_processing().times(1),
+    ))
+    .await;
+    assert_finalized_once_then_fetched(&env);
+}
+
+#[tokio::test]
+async fn finalize_garbage_200_before_processing_finalizes_again() {
+    let env =
+        recover(FaultPlan::new().rule(Endpoint::Finalize, Fault::status(200).garbage().times(1)))
+            .await;
+    assert_finalized_twice_with_the_same_csr(&env);
+}
+
+#[tokio::test]
+async fn finalize_502_twice_then_504_after_processing() {
+    // Several failures in a row, the last one after the CA acted: still one order.
+    let env = recover_with(
+        FaultPlan::new()
+            .rule(Endpoint::Finalize, Fault::status(502).html().times(2))
+            .rule(
+                Endpoint::Finalize,
+                Fault::status(504).html().after_processing().times(1),
+            ),
+        |_| {},
+        3,
+    )
+    .await;
+    let counts = env.counts();
+    assert_eq!(counts.requests_to(Endpoint::Finalize), 3, "{counts:?}");
+    assert_eq!(counts.finalize_requests, 1, "{counts:?}");
+    let csrs = csrs_sent(&env.finalizes_sent());
+    assert!(csrs.iter().all(|c| *c == csrs[0]), "one CSR throughout");
+}
