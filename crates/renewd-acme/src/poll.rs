@@ -41,6 +41,17 @@ pub(crate) fn deadline_after(limit: Duration) -> Instant {
         .unwrap_or(now)
 }
 
+/// Whether a `Retry-After` of `at` can be honoured in full: it asks for no more than
+/// `policy.max_retry_after` and ends before `deadline`. A rate limit's Retry-After that
+/// cannot be honoured must not be cut short by the clamp: the caller gives up instead.
+pub(crate) fn can_wait_until(policy: &PollPolicy, deadline: Instant, at: DateTime<Utc>) -> bool {
+    let delay = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    delay <= policy.max_retry_after
+        && Instant::now()
+            .checked_add(delay)
+            .is_some_and(|end| end <= deadline)
+}
+
 /// One sequence of waits against a deadline.
 #[derive(Debug)]
 pub(crate) struct Backoff {
@@ -154,6 +165,33 @@ mod tests {
             b.next_delay(None, Utc::now());
         }
         assert!(deadline_after(Duration::MAX) > Instant::now());
+    }
+
+    #[test]
+    fn only_retry_afters_within_the_clamp_and_the_deadline_can_be_waited_for() {
+        let policy = PollPolicy::default();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let now = Utc::now();
+        assert!(can_wait_until(
+            &policy,
+            deadline,
+            now - TimeDelta::seconds(5)
+        ));
+        assert!(can_wait_until(
+            &policy,
+            deadline,
+            now + TimeDelta::seconds(30)
+        ));
+        assert!(
+            !can_wait_until(&policy, deadline, now + TimeDelta::seconds(90)),
+            "clamp"
+        );
+        let soon = Instant::now() + Duration::from_secs(10);
+        assert!(
+            !can_wait_until(&policy, soon, now + TimeDelta::seconds(30)),
+            "deadline"
+        );
+        assert!(!can_wait_until(&policy, deadline, DateTime::<Utc>::MAX_UTC));
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use renewd_core::{OutcomeClass, Step};
+use renewd_core::{FailureClass, OutcomeClass, Step};
 use renewd_testca::{Endpoint, Fault, FaultPlan};
 
 use crate::common::{Env, assert_one_order_one_certificate, csrs_sent};
@@ -41,11 +41,11 @@ async fn recover_with(
         .recorder
         .events()
         .iter()
-        .filter(|e| e.step == Step::Finalize && e.class == OutcomeClass::CaUnavailable)
+        .filter(|e| e.step == Step::Finalize && e.class != OutcomeClass::Ok)
         .count();
     assert_eq!(
         failed_finalizes, faults,
-        "each faulted finalize is one CaUnavailable event"
+        "each faulted finalize is one failure event"
     );
     env
 }
@@ -71,6 +71,11 @@ fn assert_finalized_twice_with_the_same_csr(env: &Env) {
 /// After processing, the order is `valid`: the client must not finalize again, just
 /// re-fetch the order and download.
 fn assert_finalized_once_then_fetched(env: &Env) {
+    assert_finalized_once_then_fetched_with(env, 2);
+}
+
+/// As [`assert_finalized_once_then_fetched`], with `downloads` certificate requests.
+fn assert_finalized_once_then_fetched_with(env: &Env, downloads: u64) {
     let counts = env.counts();
     assert_eq!(counts.requests_to(Endpoint::Finalize), 1, "{counts:?}");
     assert_eq!(counts.finalize_requests, 1, "{counts:?}");
@@ -80,8 +85,8 @@ fn assert_finalized_once_then_fetched(env: &Env) {
     );
     assert_eq!(
         counts.requests_to(Endpoint::Certificate),
-        2,
-        "default + alternate chain"
+        downloads,
+        "default + alternate chain, and the failed ones: {counts:?}"
     );
 }
 
@@ -196,4 +201,75 @@ async fn finalize_502_twice_then_504_after_processing() {
     assert_eq!(counts.finalize_requests, 1, "{counts:?}");
     let csrs = csrs_sent(&env.finalizes_sent());
     assert!(csrs.iter().all(|c| *c == csrs[0]), "one CSR throughout");
+}
+
+#[tokio::test]
+async fn gateway_errors_on_order_fetches_and_downloads_are_waited_out() {
+    // Finalize lost after issuing; then the order fetch and the download fail too.
+    let env = recover_with(
+        FaultPlan::new()
+            .rule(
+                Endpoint::Finalize,
+                Fault::status(504).html().after_processing().times(1),
+            )
+            .rule(Endpoint::Order, Fault::status(502).html().times(2))
+            .rule(Endpoint::Certificate, Fault::status(503).html().times(2)),
+        |_| {},
+        1,
+    )
+    .await;
+    let counts = env.counts();
+    assert_eq!(counts.faulted(Endpoint::Order), 2, "{counts:?}");
+    assert_eq!(counts.faulted(Endpoint::Certificate), 2, "{counts:?}");
+    assert_finalized_once_then_fetched_with(&env, 4);
+}
+
+#[tokio::test]
+async fn finalize_rate_limited_beyond_what_the_client_may_wait_is_not_retried_early() {
+    // 429 on finalize with Retry-After of an hour: nothing may be sent to the CA for that
+    // account before then. The order is kept for a later resume, not finalized again now.
+    let env = Env::start().await;
+    let account = env.account().await;
+    env.plan(FaultPlan::new().rule(
+        Endpoint::Finalize,
+        Fault::rate_limited(Duration::from_secs(3600)).times(1),
+    ));
+    let err = env.issue(&account, &[NAME]).await.unwrap_err();
+    let FailureClass::RateLimited {
+        retry_after: Some(at),
+    } = err.class()
+    else {
+        panic!("not RateLimited with Retry-After: {err}");
+    };
+    crate::common::about_now_plus(at, 3600, 5);
+    let counts = env.counts();
+    assert_eq!(counts.requests_to(Endpoint::Finalize), 1, "{counts:?}");
+    let after_finalize = env
+        .wire
+        .sent()
+        .into_iter()
+        .skip_while(|s| !s.url.ends_with("/finalize"))
+        .count();
+    assert_eq!(after_finalize, 1, "no request after the 429");
+    assert_eq!(
+        env.sink.records().len(),
+        1,
+        "the order is kept for a resume"
+    );
+    assert_eq!(counts.certificates_issued, 0);
+}
+
+#[tokio::test]
+async fn finalize_rate_limited_for_a_moment_is_waited_out() {
+    // A Retry-After the client may wait (within its clamp and deadline): wait, then go on.
+    let env = recover_with(
+        FaultPlan::new().rule(
+            Endpoint::Finalize,
+            Fault::rate_limited(Duration::from_secs(1)).times(1),
+        ),
+        |_| {},
+        1,
+    )
+    .await;
+    assert_finalized_twice_with_the_same_csr(&env);
 }
