@@ -16,5 +16,9 @@ mod classes;
 mod common;
 #[path = "testca/finalize.rs"]
 mod finalize;
+#[path = "testca/nonces.rs"]
+mod nonces;
 #[path = "testca/polling.rs"]
 mod polling;
+#[path = "testca/rejections.rs"]
+mod rejections;
