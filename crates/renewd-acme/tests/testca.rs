@@ -16,6 +16,8 @@ mod classes;
 mod common;
 #[path = "testca/finalize.rs"]
 mod finalize;
+#[path = "testca/lifecycle.rs"]
+mod lifecycle;
 #[path = "testca/nonces.rs"]
 mod nonces;
 #[path = "testca/polling.rs"]
