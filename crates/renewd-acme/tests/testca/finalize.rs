@@ -273,3 +273,53 @@ async fn finalize_rate_limited_for_a_moment_is_waited_out() {
     .await;
     assert_finalized_twice_with_the_same_csr(&env);
 }
+
+#[tokio::test]
+async fn concurrent_issuances_through_a_flaky_ca_cost_one_order_each() {
+    // Six issuances at once on one account (one connection, one nonce pool), while the CA
+    // loses finalize answers after issuing, hangs some, fails order fetches and rejects
+    // nonces — seeded, so the run is reproducible.
+    const N: usize = 6;
+    let env = Env::start_with(renewd_testca::TestCa::builder(), short_timeout).await;
+    let account = env.account().await;
+    env.plan(
+        FaultPlan::new()
+            .seed(2024)
+            .rule(
+                Endpoint::Finalize,
+                Fault::status(504)
+                    .html()
+                    .after_processing()
+                    .probability(0.4),
+            )
+            .rule(Endpoint::Finalize, Fault::hang().probability(0.2).times(2))
+            .rule(Endpoint::Order, Fault::status(502).html().probability(0.3))
+            .rule(
+                renewd_testca::EndpointMatch::Any,
+                Fault::bad_nonce().probability(0.3),
+            ),
+    );
+    let names: Vec<String> = (0..N).map(|i| format!("c{i}.example")).collect();
+    let issue = |i: usize| {
+        let (env, account, name) = (&env, &account, names[i].as_str());
+        async move { (name, env.issue(account, &[name]).await) }
+    };
+    let (a, b, c, d, e, f) =
+        tokio::join!(issue(0), issue(1), issue(2), issue(3), issue(4), issue(5));
+    for (name, result) in [a, b, c, d, e, f] {
+        let issued = result.unwrap_or_else(|e| panic!("{name}: {e}"));
+        env.verify(&issued, &[name]);
+    }
+    let counts = env.counts();
+    assert_eq!(counts.orders_created, N as u64, "{counts:?}");
+    assert_eq!(counts.certificates_issued, N as u64, "{counts:?}");
+    assert!(counts.faults_injected > 0, "{counts:?}");
+    assert!(env.sink.records().is_empty());
+    eprintln!(
+        "{N} concurrent issuances: {} faults injected, {} finalize requests sent, {} order \
+         fetches",
+        counts.faults_injected,
+        counts.requests_to(Endpoint::Finalize),
+        counts.requests_to(Endpoint::Order)
+    );
+}
