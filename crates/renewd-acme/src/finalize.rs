@@ -2,7 +2,9 @@
 //! fetch the order and act on its state — `pending`: authorizations; `ready`: finalize
 //! (again, same CSR); `processing`: poll; `valid`: download with the recorded key;
 //! `invalid`: the order's error. 5xx, timeouts, resets and `orderNotReady` are answered by
-//! waiting and fetching the order again. One overall deadline bounds it all.
+//! waiting and fetching the order again; a rate limit only when its Retry-After can be
+//! waited out in full (otherwise the attempt ends and the order is resumed later). One
+//! overall deadline bounds it all.
 
 use renewd_core::{FailureClass, Step};
 use tokio::time::Instant;
@@ -18,14 +20,16 @@ use crate::poll::{Backoff, PollPolicy, can_wait_until, deadline_after};
 use crate::types::{AuthorizationStatus, ChallengeStatus, Order, OrderStatus};
 
 /// Whether waiting and asking again may get past `e` before `deadline`. A rate limit is
-/// waited out only when its Retry-After can be honoured in full (DESIGN.md: no request to
-/// the CA before it); otherwise it ends the attempt and the order is resumed later.
+/// waited out only when the CA said for how long and that Retry-After can be honoured in
+/// full (DESIGN.md: no request to the CA before it); a longer one, or one without
+/// Retry-After (the poll back-off would guess far too short), ends the attempt and the
+/// order is resumed later.
 fn worth_retrying(e: &Error, policy: &PollPolicy, deadline: Instant) -> bool {
     match e.class() {
-        FailureClass::RateLimited {
-            retry_after: Some(at),
-        } => can_wait_until(policy, deadline, at),
-        FailureClass::CaUnavailable | FailureClass::BadNonce | FailureClass::RateLimited { .. } => {
+        FailureClass::RateLimited { retry_after } => {
+            retry_after.is_some_and(|at| can_wait_until(policy, deadline, at))
+        }
+        FailureClass::CaUnavailable | FailureClass::BadNonce => {
             !matches!(e, Error::Deadline { .. })
         }
         _ => false,

@@ -323,3 +323,36 @@ async fn concurrent_issuances_through_a_flaky_ca_cost_one_order_each() {
         counts.requests_to(Endpoint::Order)
     );
 }
+
+#[tokio::test]
+async fn rate_limited_without_retry_after_ends_the_attempt_and_resume_finishes() {
+    // A 429 that does not say for how long: the client must not guess with its short poll
+    // back-off (dozens of requests to a CA that asked for fewer). The attempt ends with
+    // RateLimited; the pending order is resumed later — still one order, one certificate.
+    let env = Env::start().await;
+    let account = env.account().await;
+    env.plan(
+        FaultPlan::new()
+            .rule(
+                Endpoint::Finalize,
+                Fault::status(504).html().after_processing().times(1),
+            )
+            .rule(Endpoint::Order, Fault::status(429).times(1)),
+    );
+    let err = env.issue(&account, &[NAME]).await.unwrap_err();
+    assert_eq!(
+        err.class(),
+        FailureClass::RateLimited { retry_after: None },
+        "{err}"
+    );
+    let counts = env.counts();
+    assert_eq!(counts.requests_to(Endpoint::Order), 1, "{counts:?}");
+    let records = env.sink.records();
+    assert_eq!(records.len(), 1, "kept for a resume");
+
+    let issued = account
+        .resume(&records[0], &crate::support::solvers::NoopSolver, &env.sink)
+        .await
+        .unwrap();
+    assert_one_order_one_certificate(&env, &issued);
+}
