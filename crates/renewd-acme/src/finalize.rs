@@ -89,6 +89,12 @@ pub(crate) async fn complete(
                 }
             }
             OrderStatus::Ready => match account.finalize(url, &current.body.finalize, csr).await {
+                Ok(order) if order.body.status == OrderStatus::Ready => {
+                    // Accepted, yet not acted on: the CA lags. Wait as for any state
+                    // before asking again, or finalize would be resent in a hot loop.
+                    hint = order.retry_after;
+                    last_error = None;
+                }
                 Ok(order) => {
                     current = order;
                     waiting_on = None;
