@@ -55,6 +55,8 @@ pub(crate) fn can_wait_until(policy: &PollPolicy, deadline: Instant, at: DateTim
 /// One sequence of waits against a deadline.
 #[derive(Debug)]
 pub(crate) struct Backoff {
+    /// The shortest wait, whatever the CA says: `first_interval`.
+    min: Duration,
     next: Duration,
     max: Duration,
     max_retry_after: Duration,
@@ -65,6 +67,7 @@ pub(crate) struct Backoff {
 impl Backoff {
     pub(crate) fn new(policy: &PollPolicy, deadline: Instant) -> Backoff {
         Backoff {
+            min: policy.first_interval,
             next: policy.first_interval,
             max: policy.max_interval.max(policy.first_interval),
             max_retry_after: policy.max_retry_after,
@@ -73,8 +76,9 @@ impl Backoff {
         }
     }
 
-    /// The next wait: `Retry-After` (relative to `now`, clamped to [0, max_retry_after]) or
-    /// the next back-off step (×1.5 up to the maximum).
+    /// The next wait: `Retry-After` (relative to `now`, clamped to [first_interval,
+    /// max_retry_after]: a CA saying `0` or a past date again and again must not be polled
+    /// in a hot loop) or the next back-off step (×1.5 up to the maximum).
     pub(crate) fn next_delay(
         &mut self,
         retry_after: Option<DateTime<Utc>>,
@@ -84,7 +88,8 @@ impl Backoff {
             Some(at) => (at - now)
                 .to_std()
                 .unwrap_or(Duration::ZERO)
-                .min(self.max_retry_after),
+                .min(self.max_retry_after)
+                .max(self.min),
             None => {
                 let delay = self.next;
                 self.next = (self.next.saturating_mul(3) / 2).min(self.max);
@@ -144,8 +149,10 @@ mod tests {
         );
         assert_eq!(
             b.next_delay(Some(now - TimeDelta::seconds(3)), now),
-            Duration::ZERO
+            policy.first_interval,
+            "a past Retry-After still waits the shortest interval"
         );
+        assert_eq!(b.next_delay(Some(now), now), policy.first_interval);
         assert_eq!(
             b.next_delay(Some(now + TimeDelta::days(2)), now),
             policy.max_retry_after

@@ -566,3 +566,40 @@ async fn finalize_answered_with_a_still_ready_order_is_not_resent_in_a_hot_loop(
         "finalize sent {finalizes} times in 120 s"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_zero_on_a_processing_order_is_not_polled_in_a_hot_loop() {
+    // A CA that keeps saying "Retry-After: 0" (or a past date) while processing: polls are
+    // still spaced by at least the first poll interval.
+    let (http, _, client) = setup();
+    http.push(200, &[("replay-nonce", "n0")], DIRECTORY);
+    const POLLS: usize = 200;
+    for i in 0..POLLS {
+        let retry_after = if i % 2 == 0 {
+            "0"
+        } else {
+            "Wed, 21 Oct 2015 07:28:00 GMT"
+        };
+        http.push(
+            200,
+            &[
+                ("replay-nonce", &format!("p{i}")),
+                ("retry-after", retry_after),
+            ],
+            PROCESSING,
+        );
+    }
+    http.push(200, &[("replay-nonce", "v")], VALID);
+    http.push(200, &[("replay-nonce", "c")], &leaf_chain_pem());
+    let key = crate::CertificateKey::generate(renewd_core::KeyType::EcdsaP256).unwrap();
+    let account = client.account(AccountKey::generate(), "https://ca/acct/1");
+    let sink = crate::MemoryPendingOrders::default();
+    let started = tokio::time::Instant::now();
+    account.resume(&record(&key), &Noop, &sink).await.unwrap();
+    let floor = client.settings().poll.first_interval;
+    assert!(
+        started.elapsed() >= floor * POLLS as u32,
+        "{POLLS} polls in {:?}",
+        started.elapsed()
+    );
+}
