@@ -246,6 +246,29 @@ fn valid_answers_issue_a_certificate() {
 proptest! {
     #![proptest_config(Config { cases: config().cases / 4, ..config() })]
 
+    /// A CA that, after a sound start, repeats the same one to three answers forever:
+    /// whatever it says, the client ends by its deadline and never sends a burst of
+    /// requests without waiting in between.
+    #[test]
+    fn a_stalling_ca_never_gets_a_hot_loop((first, cycle) in arb_stalling_ca()) {
+        run(async {
+            let http = Scripted::cycling(first, cycle, 5_000);
+            let c = AcmeClient::with_http_client(format!("{CA}/dir"), http.clone(), settings());
+            let started = tokio::time::Instant::now();
+            let sink = MemoryPendingOrders::default();
+            inspect(account(&c).issue(&IssueRequest::dns(&["a.test"]), &Noop, &sink).await);
+            let stats = http.stats();
+            let limit = settings().order_timeout * 2 + std::time::Duration::from_secs(10);
+            assert!(started.elapsed() <= limit, "{:?} > {limit:?}", started.elapsed());
+            assert!(
+                stats.longest_burst <= 100,
+                "{} requests without a wait ({} in all)",
+                stats.longest_burst,
+                stats.requests
+            );
+        });
+    }
+
     #[test]
     fn any_answer_to_whole_issuance(answers in arb_flow_script()) {
         run(async {

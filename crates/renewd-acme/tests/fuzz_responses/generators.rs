@@ -27,16 +27,62 @@ impl Answer {
     }
 }
 
-/// Answers requests from a script; once it runs out, every request fails to connect.
+/// Answers requests from a script; once it runs out, the `cycle` over and over (if any),
+/// else every request fails to connect. Counts requests, and the longest burst of them
+/// sent without (paused) time moving: a client in a hot loop shows there.
 #[derive(Debug, Default)]
 pub struct Scripted {
     answers: Mutex<VecDeque<Answer>>,
+    cycle: Vec<Answer>,
+    cap: usize,
+    stats: Mutex<Stats>,
+}
+
+/// What a [`Scripted`] client saw.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub requests: usize,
+    pub longest_burst: usize,
+    burst: usize,
+    last: Option<tokio::time::Instant>,
 }
 
 impl Scripted {
     pub fn new(answers: Vec<Answer>) -> Arc<Scripted> {
+        Scripted::cycling(answers, Vec::new(), usize::MAX)
+    }
+
+    /// `first`, then `cycle` again and again, for at most `cap` requests in all.
+    pub fn cycling(first: Vec<Answer>, cycle: Vec<Answer>, cap: usize) -> Arc<Scripted> {
         Arc::new(Scripted {
-            answers: Mutex::new(answers.into()),
+            answers: Mutex::new(first.into()),
+            cycle,
+            cap,
+            stats: Mutex::default(),
+        })
+    }
+
+    pub fn stats(&self) -> Stats {
+        *self.stats.lock().unwrap()
+    }
+
+    fn next(&self) -> Option<Answer> {
+        let now = tokio::time::Instant::now();
+        let mut stats = self.stats.lock().unwrap();
+        stats.burst = if stats.last == Some(now) {
+            stats.burst + 1
+        } else {
+            1
+        };
+        stats.last = Some(now);
+        stats.longest_burst = stats.longest_burst.max(stats.burst);
+        stats.requests += 1;
+        if stats.requests > self.cap {
+            return None;
+        }
+        let first = self.answers.lock().unwrap().pop_front();
+        first.or_else(|| {
+            (!self.cycle.is_empty()).then(|| self.cycle[stats.requests % self.cycle.len()].clone())
         })
     }
 }
@@ -46,7 +92,7 @@ impl HttpClient for Scripted {
         &self,
         _request: http::Request<Bytes>,
     ) -> BoxFuture<'_, Result<http::Response<Bytes>, TransportError>> {
-        let next = self.answers.lock().unwrap().pop_front();
+        let next = self.next();
         Box::pin(async move {
             let Some(a) = next else {
                 return Err(TransportError::new(
@@ -446,4 +492,58 @@ pub fn arb_flow_answer() -> impl Strategy<Value = Answer> {
         }),
         2 => arb_answer(order("valid")),
     ]
+}
+
+/// An answer a stalling CA gives again and again: an order in any state, an authorization,
+/// a gateway error, a rate limit or a rejected nonce, with a Retry-After of any kind.
+pub fn arb_stall_answer() -> impl Strategy<Value = Answer> {
+    let body = prop::sample::select(vec![
+        order("pending"),
+        order("ready"),
+        order("processing"),
+        order("valid"),
+        authorization(),
+        challenge(),
+        problem(),
+        json!({"type": "urn:ietf:params:acme:error:rateLimited", "detail": "slow down"}),
+        json!({"type": "urn:ietf:params:acme:error:orderNotReady", "detail": "not yet"}),
+    ]);
+    let status = prop::sample::select(vec![200u16, 200, 200, 400, 403, 429, 500, 503]);
+    let retry_after = prop::option::of(prop::sample::select(vec![
+        "0",
+        "1",
+        "30",
+        "86400",
+        "Wed, 21 Oct 2015 07:28:00 GMT",
+        "soon",
+        "",
+    ]));
+    (status, body, retry_after, any::<bool>()).prop_map(|(status, body, retry_after, nonce)| {
+        let mut headers = vec![("location", format!("{CA}/order/1").into_bytes())];
+        if nonce {
+            headers.push(("replay-nonce", b"n".to_vec()));
+        }
+        if let Some(r) = retry_after {
+            headers.push(("retry-after", r.as_bytes().to_vec()));
+        }
+        Answer {
+            status,
+            headers,
+            body: body.to_string().into_bytes(),
+        }
+    })
+}
+
+/// The start of a sound issuance, then a CA that stalls: one to three answers forever.
+pub fn arb_stalling_ca() -> impl Strategy<Value = (Vec<Answer>, Vec<Answer>)> {
+    (
+        any::<prop::sample::Index>(),
+        prop::collection::vec(arb_stall_answer(), 1..4),
+    )
+        .prop_map(|(cut, cycle)| {
+            let mut first = vec![Answer::ok(&directory())];
+            let valid = valid_script();
+            first.extend(valid.into_iter().take(cut.index(8)));
+            (first, cycle)
+        })
 }
