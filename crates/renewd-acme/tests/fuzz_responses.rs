@@ -2,7 +2,8 @@
 //! client's [`HttpClient`] seam into every request path — directory, nonce, account,
 //! newOrder, order, authorization, challenge, finalize, download with `Link` chains,
 //! renewalInfo, problem documents, `Retry-After` — and through a whole issuance. The
-//! property: no panic, and every failure classifies and prints.
+//! properties: no panic, every failure classifies and prints, and a CA that stalls
+//! forever gets no hot loop of requests and lets the client end by its deadline.
 //!
 //! Bodies are random bytes, random JSON, or valid documents with fields replaced by random
 //! JSON (which reaches deeper than bytes alone). Cases per property: `PROPTEST_CASES`
