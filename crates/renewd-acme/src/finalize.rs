@@ -2,7 +2,9 @@
 //! fetch the order and act on its state — `pending`: authorizations; `ready`: finalize
 //! (again, same CSR); `processing`: poll; `valid`: download with the recorded key;
 //! `invalid`: the order's error. 5xx, timeouts, resets and `orderNotReady` are answered by
-//! waiting and fetching the order again. One overall deadline bounds it all.
+//! waiting and fetching the order again; a rate limit only when its Retry-After can be
+//! waited out in full (otherwise the attempt ends and the order is resumed later). One
+//! overall deadline bounds it all.
 
 use renewd_core::{FailureClass, Step};
 use tokio::time::Instant;
@@ -14,15 +16,24 @@ use crate::error::Error;
 use crate::flow::{ChallengeSolver, Issued, PendingOrder, PendingOrderSink};
 use crate::keys::CertificateKey;
 use crate::order::{authorization_failed, invalid_order_error};
-use crate::poll::{Backoff, deadline_after};
+use crate::poll::{Backoff, PollPolicy, can_wait_until, deadline_after};
 use crate::types::{AuthorizationStatus, ChallengeStatus, Order, OrderStatus};
 
-/// Whether waiting and asking again may get past `e`.
-fn worth_retrying(e: &Error) -> bool {
-    matches!(
-        e.class(),
-        FailureClass::CaUnavailable | FailureClass::BadNonce | FailureClass::RateLimited { .. }
-    ) && !matches!(e, Error::Deadline { .. })
+/// Whether waiting and asking again may get past `e` before `deadline`. A rate limit is
+/// waited out only when the CA said for how long and that Retry-After can be honoured in
+/// full (DESIGN.md: no request to the CA before it); a longer one, or one without
+/// Retry-After (the poll back-off would guess far too short), ends the attempt and the
+/// order is resumed later.
+fn worth_retrying(e: &Error, policy: &PollPolicy, deadline: Instant) -> bool {
+    match e.class() {
+        FailureClass::RateLimited { retry_after } => {
+            retry_after.is_some_and(|at| can_wait_until(policy, deadline, at))
+        }
+        FailureClass::CaUnavailable | FailureClass::BadNonce => {
+            !matches!(e, Error::Deadline { .. })
+        }
+        _ => false,
+    }
 }
 
 /// Drives the order at `record.order_url` to a certificate. `order` is its last known
@@ -70,7 +81,7 @@ pub(crate) async fn complete(
                     // Fresh from solving: look at the order at once. Still pending after
                     // that (every authorization valid): the CA lags, so wait.
                     Ok(()) => wait = waiting_on == Some(OrderStatus::Pending),
-                    Err(e) if worth_retrying(&e) => {
+                    Err(e) if worth_retrying(&e, &settings.poll, deadline) => {
                         hint = e.retry_after();
                         last_error = Some(e);
                     }
@@ -78,13 +89,22 @@ pub(crate) async fn complete(
                 }
             }
             OrderStatus::Ready => match account.finalize(url, &current.body.finalize, csr).await {
+                Ok(order) if order.body.status == OrderStatus::Ready => {
+                    // Accepted, yet not acted on: the CA lags. Wait as for any state
+                    // before asking again, or finalize would be resent in a hot loop.
+                    hint = order.retry_after;
+                    last_error = None;
+                }
                 Ok(order) => {
                     current = order;
                     waiting_on = None;
                     last_error = None;
                     continue;
                 }
-                Err(e) if worth_retrying(&e) || e.is_problem("orderNotReady") => {
+                Err(e)
+                    if worth_retrying(&e, &settings.poll, deadline)
+                        || e.is_problem("orderNotReady") =>
+                {
                     // The outcome is unknown (the CA may have issued): the order's state
                     // decides what comes next, never a new order.
                     tracing::info!(order = url, error = %e, "finalize failed; fetching the order");
@@ -131,11 +151,12 @@ async fn fetch_order(
     url: &str,
     deadline: Instant,
 ) -> Result<Fetched<Order>, Error> {
-    let mut backoff = Backoff::new(&account.client().settings().poll, deadline);
+    let policy = &account.client().settings().poll;
+    let mut backoff = Backoff::new(policy, deadline);
     loop {
         match account.get_order(Step::PollOrder, url).await {
             Ok(order) => return Ok(order),
-            Err(e) if worth_retrying(&e) => {
+            Err(e) if worth_retrying(&e, policy, deadline) => {
                 if backoff
                     .wait(e.retry_after(), Step::PollOrder, url)
                     .await
@@ -168,11 +189,12 @@ async fn download(
             reason: "a valid order without a certificate URL".to_string(),
             body_snippet: String::new(),
         })?;
-    let mut backoff = Backoff::new(&account.client().settings().poll, deadline);
+    let policy = &account.client().settings().poll;
+    let mut backoff = Backoff::new(policy, deadline);
     let chains = loop {
         match account.download_in(&cert_url, Some(url)).await {
             Ok(chains) => break chains,
-            Err(e) if worth_retrying(&e) => {
+            Err(e) if worth_retrying(&e, policy, deadline) => {
                 let retry_after = e.retry_after();
                 if backoff
                     .wait(retry_after, Step::Download, &cert_url)

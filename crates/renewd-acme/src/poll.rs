@@ -41,9 +41,22 @@ pub(crate) fn deadline_after(limit: Duration) -> Instant {
         .unwrap_or(now)
 }
 
+/// Whether a `Retry-After` of `at` can be honoured in full: it asks for no more than
+/// `policy.max_retry_after` and ends before `deadline`. A rate limit's Retry-After that
+/// cannot be honoured must not be cut short by the clamp: the caller gives up instead.
+pub(crate) fn can_wait_until(policy: &PollPolicy, deadline: Instant, at: DateTime<Utc>) -> bool {
+    let delay = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    delay <= policy.max_retry_after
+        && Instant::now()
+            .checked_add(delay)
+            .is_some_and(|end| end <= deadline)
+}
+
 /// One sequence of waits against a deadline.
 #[derive(Debug)]
 pub(crate) struct Backoff {
+    /// The shortest wait, whatever the CA says: `first_interval`.
+    min: Duration,
     next: Duration,
     max: Duration,
     max_retry_after: Duration,
@@ -54,6 +67,7 @@ pub(crate) struct Backoff {
 impl Backoff {
     pub(crate) fn new(policy: &PollPolicy, deadline: Instant) -> Backoff {
         Backoff {
+            min: policy.first_interval,
             next: policy.first_interval,
             max: policy.max_interval.max(policy.first_interval),
             max_retry_after: policy.max_retry_after,
@@ -62,8 +76,9 @@ impl Backoff {
         }
     }
 
-    /// The next wait: `Retry-After` (relative to `now`, clamped to [0, max_retry_after]) or
-    /// the next back-off step (×1.5 up to the maximum).
+    /// The next wait: `Retry-After` (relative to `now`, clamped to [first_interval,
+    /// max_retry_after]: a CA saying `0` or a past date again and again must not be polled
+    /// in a hot loop) or the next back-off step (×1.5 up to the maximum).
     pub(crate) fn next_delay(
         &mut self,
         retry_after: Option<DateTime<Utc>>,
@@ -73,7 +88,8 @@ impl Backoff {
             Some(at) => (at - now)
                 .to_std()
                 .unwrap_or(Duration::ZERO)
-                .min(self.max_retry_after),
+                .min(self.max_retry_after)
+                .max(self.min),
             None => {
                 let delay = self.next;
                 self.next = (self.next.saturating_mul(3) / 2).min(self.max);
@@ -133,8 +149,10 @@ mod tests {
         );
         assert_eq!(
             b.next_delay(Some(now - TimeDelta::seconds(3)), now),
-            Duration::ZERO
+            policy.first_interval,
+            "a past Retry-After still waits the shortest interval"
         );
+        assert_eq!(b.next_delay(Some(now), now), policy.first_interval);
         assert_eq!(
             b.next_delay(Some(now + TimeDelta::days(2)), now),
             policy.max_retry_after
@@ -154,6 +172,33 @@ mod tests {
             b.next_delay(None, Utc::now());
         }
         assert!(deadline_after(Duration::MAX) > Instant::now());
+    }
+
+    #[test]
+    fn only_retry_afters_within_the_clamp_and_the_deadline_can_be_waited_for() {
+        let policy = PollPolicy::default();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let now = Utc::now();
+        assert!(can_wait_until(
+            &policy,
+            deadline,
+            now - TimeDelta::seconds(5)
+        ));
+        assert!(can_wait_until(
+            &policy,
+            deadline,
+            now + TimeDelta::seconds(30)
+        ));
+        assert!(
+            !can_wait_until(&policy, deadline, now + TimeDelta::seconds(90)),
+            "clamp"
+        );
+        let soon = Instant::now() + Duration::from_secs(10);
+        assert!(
+            !can_wait_until(&policy, soon, now + TimeDelta::seconds(30)),
+            "deadline"
+        );
+        assert!(!can_wait_until(&policy, deadline, DateTime::<Utc>::MAX_UTC));
     }
 
     #[tokio::test(start_paused = true)]

@@ -531,3 +531,75 @@ async fn a_stuck_order_ends_at_the_overall_deadline() {
         "backed off: {polls} polls in 120 s"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn finalize_answered_with_a_still_ready_order_is_not_resent_in_a_hot_loop() {
+    // A CA that answers finalize 200 but never acts: the order stays `ready`. Finalize is
+    // sent again only after a wait, like any poll, until the deadline.
+    let http = Arc::new(Scripted::default());
+    http.push(200, &[("replay-nonce", "n0")], DIRECTORY);
+    for i in 1..1000 {
+        http.push(200, &[("replay-nonce", &format!("n{i}"))], READY);
+    }
+    let settings = ClientSettings {
+        order_timeout: std::time::Duration::from_secs(120),
+        ..ClientSettings::default()
+    };
+    let client = AcmeClient::with_http_client("https://ca/dir", http.clone(), settings);
+    let key = crate::CertificateKey::generate(renewd_core::KeyType::EcdsaP256).unwrap();
+    let account = client.account(AccountKey::generate(), "https://ca/acct/1");
+    let sink = crate::MemoryPendingOrders::default();
+    let started = tokio::time::Instant::now();
+    let err = account
+        .resume(&record(&key), &Noop, &sink)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Deadline { .. }), "{err}");
+    assert_eq!(started.elapsed(), std::time::Duration::from_secs(120));
+    let finalizes = http
+        .seen()
+        .iter()
+        .filter(|(_, url, _)| url.contains("/finalize/"))
+        .count();
+    assert!(
+        (10..60).contains(&finalizes),
+        "finalize sent {finalizes} times in 120 s"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_zero_on_a_processing_order_is_not_polled_in_a_hot_loop() {
+    // A CA that keeps saying "Retry-After: 0" (or a past date) while processing: polls are
+    // still spaced by at least the first poll interval.
+    let (http, _, client) = setup();
+    http.push(200, &[("replay-nonce", "n0")], DIRECTORY);
+    const POLLS: usize = 200;
+    for i in 0..POLLS {
+        let retry_after = if i % 2 == 0 {
+            "0"
+        } else {
+            "Wed, 21 Oct 2015 07:28:00 GMT"
+        };
+        http.push(
+            200,
+            &[
+                ("replay-nonce", &format!("p{i}")),
+                ("retry-after", retry_after),
+            ],
+            PROCESSING,
+        );
+    }
+    http.push(200, &[("replay-nonce", "v")], VALID);
+    http.push(200, &[("replay-nonce", "c")], &leaf_chain_pem());
+    let key = crate::CertificateKey::generate(renewd_core::KeyType::EcdsaP256).unwrap();
+    let account = client.account(AccountKey::generate(), "https://ca/acct/1");
+    let sink = crate::MemoryPendingOrders::default();
+    let started = tokio::time::Instant::now();
+    account.resume(&record(&key), &Noop, &sink).await.unwrap();
+    let floor = client.settings().poll.first_interval;
+    assert!(
+        started.elapsed() >= floor * POLLS as u32,
+        "{POLLS} polls in {:?}",
+        started.elapsed()
+    );
+}

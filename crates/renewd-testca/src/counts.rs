@@ -24,6 +24,9 @@ pub struct Counts {
     pub accounts_created: u64,
     /// Orders created by newOrder.
     pub orders_created: u64,
+    /// Of those, orders created with ARI `replaces` (RFC 9773 §5): renewals.
+    #[serde(default)]
+    pub orders_replacing: u64,
     /// Finalize requests whose signature checked out (including those refused as
     /// `orderNotReady` or `badCSR`, and those whose answer a fault replaced).
     pub finalize_requests: u64,

@@ -43,6 +43,9 @@ pub struct IssuedCertificate {
     pub not_after: DateTime<Utc>,
     /// Whether it was revoked.
     pub revoked: bool,
+    /// The URL of the order that names this certificate in `replaces` (ARI), if any.
+    #[serde(default)]
+    pub replaced_by: Option<String>,
     /// The default chain (leaf, intermediate) as PEM.
     pub chain_pem: String,
 }
@@ -58,6 +61,9 @@ pub(crate) fn certificates(ca: &Ca) -> Vec<IssuedCertificate> {
             not_before: c.issued.not_before,
             not_after: c.issued.not_after,
             revoked: c.revoked.is_some(),
+            replaced_by: c
+                .replaced_by
+                .map(|order| format!("https://{}/acme/order/{order}", ca.acme_addr)),
             chain_pem: c.issued.chains.first().cloned().unwrap_or_default(),
         })
         .collect()

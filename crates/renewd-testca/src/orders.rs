@@ -156,8 +156,13 @@ pub(crate) fn new_order(ca: &Ca, req: &Incoming) -> Result<Reply, Problem> {
         .get(&id)
         .ok_or_else(|| Problem::server_internal("order lost"))?;
     let reply = order_reply(&state, req, StatusCode::CREATED, id, order);
+    let replacing = order.replaces.is_some();
     drop(state);
-    ca.counts().orders_created += 1;
+    let mut counts = ca.counts();
+    counts.orders_created += 1;
+    if replacing {
+        counts.orders_replacing += 1;
+    }
     Ok(reply)
 }
 

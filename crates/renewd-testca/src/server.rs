@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, HOST};
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming as Body;
 use hyper::service::service_fn;
@@ -191,7 +191,23 @@ async fn apply(ca: &Ca, fault: &Fault) -> Option<Faulted> {
     }
 }
 
+/// Answers one request. A HEAD answer keeps its status and headers but never a body:
+/// hyper drops it on HTTP/1.1, but over HTTP/2 it would be sent, and clients rightly
+/// refuse DATA on a HEAD stream (an HTML fault page on HEAD newNonce did exactly that).
 async fn answer(
+    ca: Arc<Ca>,
+    close: CancellationToken,
+    req: Request<Body>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let head = req.method() == Method::HEAD;
+    let mut response = answer_body(ca, close, req).await?;
+    if head {
+        *response.body_mut() = Full::new(Bytes::new());
+    }
+    Ok(response)
+}
+
+async fn answer_body(
     ca: Arc<Ca>,
     close: CancellationToken,
     req: Request<Body>,

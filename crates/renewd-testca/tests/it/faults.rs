@@ -318,3 +318,33 @@ async fn over_http2_drop_and_hang_work_and_shutdown_waits_for_every_task() {
         .await
         .expect("shutdown completes");
 }
+
+#[tokio::test]
+async fn head_answers_carry_no_body_over_http2_even_fault_pages() {
+    // Over HTTP/2 a body on a HEAD answer is a protocol error the client refuses: a gateway
+    // page on HEAD newNonce must arrive as a bare 504, like nginx sends it.
+    let ca = start().await;
+    let h2 = crate::support::client::Https::http2(&ca);
+    let nonce_url = format!("{}/nonce", ca.base_url());
+    let plain = h2
+        .send(Method::HEAD, &ca.directory_url(), None, Vec::new())
+        .await
+        .expect("HEAD directory over h2");
+    assert_eq!(plain.status, StatusCode::OK);
+    assert!(plain.body.is_empty());
+    ca.set_fault_plan(FaultPlan::new().rule(Endpoint::Nonce, Fault::status(504).html().times(1)))
+        .expect("plan");
+    let page = h2
+        .send(Method::HEAD, &nonce_url, None, Vec::new())
+        .await
+        .expect("HEAD newNonce over h2 with a fault page");
+    assert_eq!(page.status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(page.body.is_empty());
+    assert_eq!(page.header("content-type"), Some("text/html"));
+    let fine = h2
+        .send(Method::HEAD, &nonce_url, None, Vec::new())
+        .await
+        .expect("HEAD newNonce over h2");
+    assert_eq!(fine.status, StatusCode::OK);
+    assert!(fine.header("replay-nonce").is_some());
+}

@@ -169,6 +169,13 @@ async fn replaces_must_name_an_unreplaced_certificate_of_the_account() {
         .await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
     assert_eq!(first.json()["replaces"], cert_id.as_str());
+    let first_url = first.header("location").expect("Location").to_owned();
+    let old_record = ca
+        .certificates()
+        .into_iter()
+        .find(|c| c.cert_id == cert_id)
+        .expect("the old certificate");
+    assert_eq!(old_record.replaced_by.as_deref(), Some(first_url.as_str()));
     let second = acme
         .new_order(&["r.example"], json!({"replaces": cert_id}))
         .await;
@@ -187,6 +194,7 @@ async fn replaces_must_name_an_unreplaced_certificate_of_the_account() {
         .await;
     assert_eq!(foreign.status, StatusCode::BAD_REQUEST);
     assert_eq!(ca.counts().orders_created, 2);
+    assert_eq!(ca.counts().orders_replacing, 1);
 }
 
 #[tokio::test]

@@ -128,30 +128,46 @@ impl Https {
             .connect(name, stream)
             .await
             .map_err(|e| format!("tls: {e}"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| format!("handshake: {e}"))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
-            .header(
-                http::header::HOST,
-                uri.authority().map_or("", |a| a.as_str()),
-            )
-            .header(http::header::USER_AGENT, "renewd-testca-tests");
+        let mut req = http::Request::builder().method(method);
+        // HTTP/2 takes the scheme and authority from the URI; HTTP/1.1 wants the path and
+        // a Host header.
+        req = if self.h2 {
+            req.uri(uri.clone())
+        } else {
+            req.uri(uri.path_and_query().map_or("/", |p| p.as_str()))
+                .header(
+                    http::header::HOST,
+                    uri.authority().map_or("", |a| a.as_str()),
+                )
+        };
+        req = req.header(http::header::USER_AGENT, "renewd-testca-tests");
         if let Some(ct) = content_type {
             req = req.header(http::header::CONTENT_TYPE, ct);
         }
         let req = req
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| format!("{e}"))?;
-        let response = sender
-            .send_request(req)
+        let response = if self.h2 {
+            let (mut sender, conn) = hyper::client::conn::http2::handshake(
+                hyper_util::rt::TokioExecutor::new(),
+                TokioIo::new(tls),
+            )
             .await
-            .map_err(|e| format!("request: {e}"))?;
+            .map_err(|e| format!("handshake: {e}"))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            sender.send_request(req).await
+        } else {
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            sender.send_request(req).await
+        }
+        .map_err(|e| format!("request: {e}"))?;
         let (parts, body) = response.into_parts();
         let body = body
             .collect()
