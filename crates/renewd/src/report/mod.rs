@@ -6,14 +6,12 @@
 //! `YYYY-MM-DD HH:MM` with a distance from now in tables.
 
 mod ca;
-mod due;
 mod ledger;
 mod status;
 mod table;
 mod time;
 
 pub use ca::write_cas;
-pub use due::{Due, DueBasis, due_time};
 pub use ledger::write_ledger;
 pub use status::{CertStatus, StatusRow, write_status};
 

@@ -1,0 +1,381 @@
+//! The daemon's control socket, `STATE/control.sock`: how `renewd renew` hands its pass to
+//! a running daemon instead of binding the challenge ports the daemon holds and racing it
+//! for the same certificates.
+//!
+//! A Unix stream socket, mode 0600 in the 0700 state directory, removed when the daemon
+//! stops; a file left by a daemon that crashed is replaced at start (a live daemon
+//! answering on it stops the second one from starting). One request per connection, one
+//! JSON line:
+//!
+//! ```json
+//! {"renew": {"certs": ["www"], "force": true, "only_ca": null}}
+//! ```
+//!
+//! `certs` empty means every configured certificate. The daemon queues the certificates
+//! through the scheduler (`SchedulerCommand::RenewNow`) and answers with one JSON line per
+//! certificate as it finishes ([`CertOutcome`]: `{"cert": "www", "result": "renewed",
+//! …}`), read from the store once the issuer's `WorkDone` for it arrived, then a
+//! [`FinalLine`]. A certificate already being renewed is not queued again: its answer is
+//! the outcome of the renewal in flight.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use renewd_core::{CaName, CertName, WorkDone};
+use renewd_scheduler::{RenewNowReply, SchedulerCommand};
+use renewd_store::{CertState, StateStore};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::outcome::{CertOutcome, FinalLine, Finish, RenewResult};
+
+/// The socket's file name in the state directory.
+pub const SOCKET_NAME: &str = "control.sock";
+
+/// The longest request line accepted.
+const MAX_REQUEST: u64 = 64 * 1024;
+
+/// How long a client may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `STATE/control.sock`.
+pub fn socket_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(SOCKET_NAME)
+}
+
+/// One request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlRequest {
+    /// A `renew` pass.
+    pub renew: RenewRequest,
+}
+
+/// `renewd renew`'s arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewRequest {
+    /// The certificates (empty: all).
+    pub certs: Vec<CertName>,
+    /// Renew them even when not due.
+    #[serde(default)]
+    pub force: bool,
+    /// Only this CA.
+    #[serde(default)]
+    pub only_ca: Option<CaName>,
+}
+
+/// The bound socket; its file is removed when it is dropped (if it is still ours).
+#[derive(Debug)]
+pub struct ControlSocket {
+    listener: UnixListener,
+    path: PathBuf,
+    ino: u64,
+}
+
+impl ControlSocket {
+    /// Binds `STATE/control.sock`, replacing a stale file; fails when another daemon
+    /// answers on it.
+    pub fn bind(state_dir: &Path) -> anyhow::Result<ControlSocket> {
+        let path = socket_path(state_dir);
+        let listener = match UnixListener::bind(&path) {
+            Ok(l) => l,
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                match std::os::unix::net::UnixStream::connect(&path) {
+                    Ok(_) => anyhow::bail!(
+                        "another renewd daemon is running on {} (it answers on {})",
+                        state_dir.display(),
+                        path.display()
+                    ),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound
+                        ) =>
+                    {
+                        tracing::info!(path = %path.display(),
+                            "replacing the control socket a previous daemon left behind");
+                        match std::fs::remove_file(&path) {
+                            Ok(()) => {}
+                            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                            Err(e) => {
+                                return Err(e).with_context(|| {
+                                    format!("removing the stale {}", path.display())
+                                });
+                            }
+                        }
+                        UnixListener::bind(&path)
+                            .with_context(|| format!("cannot listen on {}", path.display()))?
+                    }
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("cannot check {}", path.display()));
+                    }
+                }
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot listen on {}", path.display()));
+            }
+        };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict {} to mode 0600", path.display()))?;
+        let ino = std::fs::metadata(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .ino();
+        Ok(ControlSocket {
+            listener,
+            path,
+            ino,
+        })
+    }
+
+    /// Where it listens.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        // Only our own socket: a later daemon may have replaced the file.
+        if std::fs::metadata(&self.path).is_ok_and(|m| m.ino() == self.ino)
+            && let Err(e) = std::fs::remove_file(&self.path)
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot remove the control socket");
+        }
+    }
+}
+
+/// What the requests are served from.
+#[derive(Clone)]
+pub struct ControlContext {
+    pub scheduler: mpsc::Sender<SchedulerCommand>,
+    pub finished: broadcast::Sender<WorkDone>,
+    pub store: Arc<dyn StateStore>,
+}
+
+/// Serves requests until `stop`; then the socket file goes, and requests still waiting get
+/// a final "stopping" line.
+pub async fn serve(socket: ControlSocket, ctx: ControlContext, stop: CancellationToken) {
+    let tracker = TaskTracker::new();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = socket.listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tracker.spawn(connection(stream, ctx.clone(), stop.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket: accept failed");
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                }
+            },
+        }
+    }
+    drop(socket);
+    tracker.close();
+    tracker.wait().await;
+}
+
+async fn connection(stream: UnixStream, ctx: ControlContext, stop: CancellationToken) {
+    let (read, mut write) = stream.into_split();
+    let request = match tokio::time::timeout(REQUEST_TIMEOUT, read_request(read)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(why)) => {
+            let _ = send(
+                &mut write,
+                &FinalLine {
+                    finish: Finish::Error(why),
+                },
+            )
+            .await;
+            return;
+        }
+        Err(_) => return,
+    };
+    tracing::info!(certs = ?request.renew.certs, force = request.renew.force,
+        only_ca = ?request.renew.only_ca, "renew requested on the control socket");
+    let finish = match renew(&ctx, request.renew, &stop, &mut write).await {
+        Ok(finish) => finish,
+        // The client went away; nothing more to say.
+        Err(_) => return,
+    };
+    let _ = send(&mut write, &FinalLine { finish }).await;
+}
+
+async fn read_request(read: impl AsyncRead + Unpin) -> Result<ControlRequest, String> {
+    let mut line = String::new();
+    let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
+    reader
+        .read_line(&mut line)
+        .await
+        .map_err(|e| format!("reading the request: {e}"))?;
+    serde_json::from_str(line.trim()).map_err(|e| format!("not a request: {e}"))
+}
+
+async fn send<T: Serialize>(
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    line: &T,
+) -> io::Result<()> {
+    let mut text = serde_json::to_string(line).map_err(io::Error::other)?;
+    text.push('\n');
+    write.write_all(text.as_bytes()).await
+}
+
+/// Queues the certificates and answers each as it finishes. `Err`: the client left.
+async fn renew(
+    ctx: &ControlContext,
+    request: RenewRequest,
+    stop: &CancellationToken,
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+) -> io::Result<Finish> {
+    // Listen and look before asking, so no answer and no change is missed.
+    let mut finished = ctx.finished.subscribe();
+    let before: HashMap<CertName, CertState> = match ctx.store.status_snapshot() {
+        Ok(s) => s.certs.into_iter().map(|c| (c.cert.clone(), c)).collect(),
+        Err(e) => return Ok(Finish::Error(format!("the state store: {e}"))),
+    };
+    let Some(reply) = ask(ctx, request.certs.clone(), &request).await else {
+        return Ok(Finish::Error("the daemon is stopping".into()));
+    };
+    let mut waiting = Waiting::default();
+    for line in waiting.take(reply) {
+        send(write, &line).await?;
+    }
+    while !waiting.is_empty() {
+        tokio::select! {
+            () = stop.cancelled() => {
+                for cert in waiting.drain() {
+                    let reason = "the daemon is stopping; an order in flight resumes at its next start";
+                    send(write, &CertOutcome { cert, result: RenewResult::Unfinished { reason: reason.into() } }).await?;
+                }
+                return Ok(Finish::Error("the daemon is stopping".into()));
+            }
+            done = finished.recv() => match done {
+                Ok(done) if waiting.contains(&done.cert) => {
+                    if !done.was_renewal {
+                        // An ARI check was in flight, not a renewal: ask again now.
+                        waiting.remove(&done.cert);
+                        match ask(ctx, vec![done.cert.clone()], &request).await {
+                            Some(reply) => for line in waiting.take(reply) {
+                                send(write, &line).await?;
+                            },
+                            None => return Ok(Finish::Error("the daemon is stopping".into())),
+                        }
+                        continue;
+                    }
+                    waiting.remove(&done.cert);
+                    let line = answer(ctx, &done.cert, &before);
+                    send(write, &line).await?;
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Missed some: whatever the store shows as changed is finished.
+                    for cert in waiting.snapshot() {
+                        let line = answer(ctx, &cert, &before);
+                        if !matches!(line.result, RenewResult::Unfinished { .. }) {
+                            waiting.remove(&cert);
+                            send(write, &line).await?;
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    return Ok(Finish::Error("the daemon is stopping".into()));
+                }
+            },
+        }
+    }
+    Ok(Finish::Done)
+}
+
+/// Sends `RenewNow` for `certs`; `None` when the scheduler is gone.
+async fn ask(
+    ctx: &ControlContext,
+    certs: Vec<CertName>,
+    request: &RenewRequest,
+) -> Option<RenewNowReply> {
+    let (reply, answer) = oneshot::channel();
+    ctx.scheduler
+        .send(SchedulerCommand::RenewNow {
+            certs,
+            force: request.force,
+            only_ca: request.only_ca.clone(),
+            reply,
+        })
+        .await
+        .ok()?;
+    answer.await.ok()
+}
+
+fn answer(
+    ctx: &ControlContext,
+    cert: &CertName,
+    before: &HashMap<CertName, CertState>,
+) -> CertOutcome {
+    let result = match ctx.store.cert_state(cert) {
+        Ok(after) => RenewResult::from_store(before.get(cert), after.as_ref()),
+        Err(e) => RenewResult::Unfinished {
+            reason: format!("the state store: {e}"),
+        },
+    };
+    CertOutcome {
+        cert: cert.clone(),
+        result,
+    }
+}
+
+/// The certificates whose answer is still to come.
+#[derive(Default)]
+struct Waiting(HashSet<CertName>);
+
+impl Waiting {
+    /// Takes in the scheduler's reply: queued and in-flight certificates are waited for;
+    /// the others are answered at once (returned).
+    fn take(&mut self, reply: RenewNowReply) -> Vec<CertOutcome> {
+        self.0.extend(reply.queued);
+        self.0.extend(reply.in_flight);
+        let not_due = reply
+            .not_due
+            .into_iter()
+            .map(|(cert, next_renewal)| CertOutcome {
+                cert,
+                result: RenewResult::NotDue { next_renewal },
+            });
+        let unknown = reply.unknown.into_iter().map(|cert| CertOutcome {
+            cert,
+            result: RenewResult::Unknown,
+        });
+        not_due.chain(unknown).collect()
+    }
+
+    fn contains(&self, cert: &CertName) -> bool {
+        self.0.contains(cert)
+    }
+
+    fn remove(&mut self, cert: &CertName) {
+        self.0.remove(cert);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn snapshot(&self) -> Vec<CertName> {
+        self.0.iter().cloned().collect()
+    }
+
+    fn drain(&mut self) -> Vec<CertName> {
+        self.0.drain().collect()
+    }
+}
