@@ -20,7 +20,8 @@ pub type OutcomeHook = Arc<dyn Fn(&RequestOutcome) + Send + Sync>;
 pub struct IssuerOptions {
     /// The limit on finishing one order once it exists (authorizations, finalize with
     /// recovery, download). When it passes, the attempt fails `ca_unavailable` and the
-    /// pending order is kept for the next attempt.
+    /// pending order is kept for the next attempt. A CA's `order_timeout` in the config
+    /// may shorten it (the shorter of the two applies).
     pub order_timeout: Duration,
     /// How the ACME client polls authorizations and orders.
     pub poll: PollPolicy,
