@@ -82,14 +82,23 @@ pub fn solver_map(solvers: &ChallengeSolvers) -> Solvers {
 pub async fn start(ctx: EngineContext) -> anyhow::Result<Box<dyn Engine>> {
     let config = ctx.config.clone();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (store, cert_store, inventory) = {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || open_and_scan(&config))
+    let store = {
+        let opening = config.clone();
+        tokio::task::spawn_blocking(move || plan::open_store(&opening))
             .await
-            .context("opening the store")??
+            .context("opening the store")?
+            .with_context(|| format!("opening the state store in {}", config.state_dir.display()))?
+    };
+    let store: Arc<dyn StateStore> = Arc::new(store);
+    // Before touching any file: a second daemon on this state directory stops here.
+    let control_socket = ControlSocket::bind(&config.state_dir)?;
+    let (cert_store, inventory) = {
+        let (config, store) = (config.clone(), store.clone());
+        tokio::task::spawn_blocking(move || clean_up_and_scan(&config, store.as_ref()))
+            .await
+            .context("scanning the certificates")?
     };
     let stop = CancellationToken::new();
-    let control_socket = ControlSocket::bind(&config.state_dir)?;
     let solvers = ChallengeSolvers::start(&config, &stop)
         .await
         .context("starting the challenge responders")?;
@@ -200,14 +209,12 @@ pub async fn start(ctx: EngineContext) -> anyhow::Result<Box<dyn Engine>> {
     }))
 }
 
-type Opened = (Arc<dyn StateStore>, CertStore, renewd_scheduler::Inventory);
-
-/// The store opened, leftovers of interrupted installs and orphaned keys removed, and the
-/// first scan (blocking: files and SQLite).
-fn open_and_scan(config: &Config) -> anyhow::Result<Opened> {
-    let store = plan::open_store(config)
-        .with_context(|| format!("opening the state store in {}", config.state_dir.display()))?;
-    let store: Arc<dyn StateStore> = Arc::new(store);
+/// Leftovers of interrupted installs and orphaned keys removed, then the first scan
+/// (blocking: files and SQLite).
+fn clean_up_and_scan(
+    config: &Config,
+    store: &dyn StateStore,
+) -> (CertStore, renewd_scheduler::Inventory) {
     let cert_store = CertStore::new(&config.state_dir);
     match cert_store.recover() {
         Ok(removed) if !removed.is_empty() => {
@@ -216,7 +223,7 @@ fn open_and_scan(config: &Config) -> anyhow::Result<Opened> {
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "cleaning up interrupted installs failed"),
     }
-    match PendingKeys::new(&config.state_dir).remove_orphans(store.as_ref(), ORPHAN_AGE) {
+    match PendingKeys::new(&config.state_dir).remove_orphans(store, ORPHAN_AGE) {
         Ok(removed) if !removed.is_empty() => {
             tracing::info!(removed = ?removed, "removed keys of orders no longer pending");
         }
@@ -224,7 +231,7 @@ fn open_and_scan(config: &Config) -> anyhow::Result<Opened> {
         Err(e) => tracing::warn!(error = %e, "removing orphaned order keys failed"),
     }
     let inventory = plan::scan(&cert_store, &config.certs);
-    Ok((store, cert_store, inventory))
+    (cert_store, inventory)
 }
 
 fn open_circuits(store: &dyn StateStore, config: &Config) -> OpenCircuits {

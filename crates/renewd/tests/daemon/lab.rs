@@ -206,6 +206,17 @@ impl Lab {
         self.json(&full)
     }
 
+    /// `ledger --json --limit 0 ARGS`, or `None` while the store cannot be read yet (another
+    /// process is creating it).
+    pub fn try_ledger(&self, args: &[&str]) -> Option<Vec<Value>> {
+        let mut full = vec!["ledger", "--json", "--limit", "0"];
+        full.extend_from_slice(args);
+        let out = self.cli(&full);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).unwrap())
+    }
+
     /// `ca --json`.
     pub fn ca_rows(&self) -> Vec<Value> {
         self.json(&["ca", "--json"])
