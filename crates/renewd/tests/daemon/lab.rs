@@ -96,7 +96,8 @@ impl Lab {
 
     /// Writes the config: `[daemon]` settings, `sections` (TOML: `[http01]` and the like,
     /// defaulting to the standalone responder on the scene's port), every CA, and `certs`
-    /// as `(name, cas, extra [[cert]] lines)` for `NAME.example.test`.
+    /// as `(name, cas, extra [[cert]] lines)` for `NAME.example.test` (unless the extra
+    /// lines set `domains`).
     pub fn write_config(&self, daemon: &str, sections: &str, certs: &[(&str, &[&str], &str)]) {
         let mut t = format!(
             "state_dir = \"{}\"\n\n[daemon]\nshutdown_grace = \"10s\"\n{daemon}\n\n",
@@ -127,9 +128,14 @@ impl Lab {
         for (name, cas, extra) in certs {
             let list: Vec<String> = cas.iter().map(|c| format!("\"{c}\"")).collect();
             t += &format!(
-                "\n[[cert]]\nname = \"{name}\"\ndomains = [\"{name}.example.test\"]\ncas = [{}]\n{extra}\n",
+                "\n[[cert]]\nname = \"{name}\"\ncas = [{}]\n",
                 list.join(", ")
             );
+            if !extra.contains("domains") {
+                t += &format!("domains = [\"{name}.example.test\"]\n");
+            }
+            t += extra;
+            t += "\n";
         }
         self.scene.write_raw_config(&t);
     }
