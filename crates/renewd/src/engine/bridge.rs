@@ -195,3 +195,7 @@ pub fn cert_metrics(
         },
     );
 }
+
+#[cfg(test)]
+#[path = "bridge_tests.rs"]
+mod tests;

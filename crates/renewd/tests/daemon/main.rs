@@ -9,6 +9,7 @@ mod check;
 mod engine_ari;
 mod engine_failover;
 mod engine_pebble;
+mod engine_reload;
 mod engine_renew;
 mod engine_restart;
 mod engine_run;
