@@ -47,6 +47,11 @@ const MAX_REQUEST: u64 = 64 * 1024;
 /// How long a client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How often a waiting request looks at the store for an outcome that came without a
+/// `WorkDone` here (another process renewed the certificate; a queued renewal the
+/// scheduler dropped because it was no longer due).
+const RECHECK: Duration = Duration::from_secs(5);
+
 /// `STATE/control.sock`.
 pub fn socket_path(state_dir: &Path) -> PathBuf {
     state_dir.join(SOCKET_NAME)
@@ -253,8 +258,14 @@ async fn renew(
     for line in waiting.take(reply) {
         send(write, &line).await?;
     }
+    let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
     while !waiting.is_empty() {
         tokio::select! {
+            _ = recheck.tick() => {
+                for line in settled(ctx, &mut waiting, &before) {
+                    send(write, &line).await?;
+                }
+            }
             () = stop.cancelled() => {
                 for cert in waiting.drain() {
                     let reason = "the daemon is stopping; an order in flight resumes at its next start";
@@ -282,12 +293,8 @@ async fn renew(
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     // Missed some: whatever the store shows as changed is finished.
-                    for cert in waiting.snapshot() {
-                        let line = answer(ctx, &cert, &before);
-                        if !matches!(line.result, RenewResult::Unfinished { .. }) {
-                            waiting.remove(&cert);
-                            send(write, &line).await?;
-                        }
+                    for line in settled(ctx, &mut waiting, &before) {
+                        send(write, &line).await?;
                     }
                 }
                 Err(broadcast::error::RecvError::Closed) => {
@@ -316,6 +323,23 @@ async fn ask(
         .await
         .ok()?;
     answer.await.ok()
+}
+
+/// The waiting certificates whose outcome the store already shows, taken off the list.
+fn settled(
+    ctx: &ControlContext,
+    waiting: &mut Waiting,
+    before: &HashMap<CertName, CertState>,
+) -> Vec<CertOutcome> {
+    let mut lines = Vec::new();
+    for cert in waiting.snapshot() {
+        let line = answer(ctx, &cert, before);
+        if !matches!(line.result, RenewResult::Unfinished { .. }) {
+            waiting.remove(&cert);
+            lines.push(line);
+        }
+    }
+    lines
 }
 
 fn answer(
