@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use renewd_testca::{ChallengeMode, TestCa, Validators};
 
 use crate::harness::{Scene, free_port, has, http_get, value, wait_state};
-use crate::lab::{Ca, FLOW, Lab, script, text};
+use crate::lab::{Ca, FLOW, Lab, script, serial_form, text};
 
 fn is_ping(m: &str) -> bool {
     has(m, "WATCHDOG=1")
@@ -72,7 +72,7 @@ async fn run_issues_installs_deploys_and_reports() {
         let serial = text(&row["serial"]);
         let at_ca = issued
             .iter()
-            .find(|c| c.serial == serial)
+            .find(|c| serial_form(&c.serial) == serial)
             .unwrap_or_else(|| panic!("{serial} not issued by the test CA: {issued:?}"));
         assert_eq!(
             at_ca.names,

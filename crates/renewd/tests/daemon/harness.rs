@@ -108,23 +108,30 @@ pub struct NotifySocket {
 impl NotifySocket {
     /// The next message, or `None` when none arrives within `within`.
     pub fn recv(&mut self, within: Duration) -> Option<String> {
-        self.socket
-            .set_read_timeout(Some(within.max(Duration::from_millis(1))))
-            .unwrap();
+        let deadline = Instant::now() + within;
         let mut buf = vec![0u8; 4096];
-        match self.socket.recv(&mut buf) {
-            Ok(n) => {
-                let msg = String::from_utf8(buf[..n].to_vec()).unwrap();
-                self.seen.push(msg.clone());
-                Some(msg)
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.socket
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            match self.socket.recv(&mut buf) {
+                Ok(n) => {
+                    let msg = String::from_utf8(buf[..n].to_vec()).unwrap();
+                    self.seen.push(msg.clone());
+                    return Some(msg);
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    return None;
+                }
+                // A receive with a timeout is not restarted after a signal handler ran
+                // (tests that start peers with tokio::process have one for SIGCHLD).
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("notify socket: {e}"),
             }
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut =>
-            {
-                None
-            }
-            Err(e) => panic!("notify socket: {e}"),
         }
     }
 

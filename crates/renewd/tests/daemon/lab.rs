@@ -283,6 +283,13 @@ pub fn numbered(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("c{i}")).collect()
 }
 
+/// A serial as `status --json` spells it: lower-case hex without leading zeros.
+pub fn serial_form(hex: &str) -> String {
+    let s = hex.to_ascii_lowercase();
+    let t = s.trim_start_matches('0');
+    if t.is_empty() { "0".into() } else { t.into() }
+}
+
 /// The text of a string JSON value.
 pub fn text(v: &Value) -> &str {
     v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
