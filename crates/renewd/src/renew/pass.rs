@@ -24,6 +24,7 @@ pub async fn run(
     cancel: &CancellationToken,
     report: &mut Report,
 ) -> anyhow::Result<()> {
+    refuse_foreign_state_dir(&config.state_dir)?;
     let config = Arc::new(config.clone());
     let (store, cert_store, inventory, snapshot) = {
         let (config, names) = (config.clone(), selection.certs.clone());
@@ -102,6 +103,28 @@ pub async fn run(
             cert,
             result: RenewResult::of_job(result),
         });
+    }
+    Ok(())
+}
+
+/// Root running the pass on a state directory that belongs to the daemon's user would leave
+/// root-owned database and certificate files the daemon can no longer write: refused, with
+/// the command that works.
+fn refuse_foreign_state_dir(state_dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let owner = match std::fs::metadata(state_dir) {
+        Ok(m) => m.uid(),
+        // Not created yet: this pass creates it, as this user.
+        Err(_) => return Ok(()),
+    };
+    if me == Some(0) && owner != 0 {
+        anyhow::bail!(
+            "no daemon is running, and {} belongs to uid {owner}: run the pass as that user \
+             (e.g. runuser -u renewd -- renewd renew …) so the files it writes stay the \
+             daemon's",
+            state_dir.display()
+        );
     }
     Ok(())
 }

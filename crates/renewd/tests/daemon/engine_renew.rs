@@ -219,3 +219,29 @@ async fn an_interrupted_renew_stops_cleanly_and_the_next_one_resumes_its_order()
         "the same order, resumed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_does_not_run_the_pass_in_the_daemon_users_state_directory() {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
+        return; // Only root can be refused here.
+    }
+    const NOBODY: u32 = 65534;
+    let ca = Ca::testca("a", TestCa::builder(), "").await;
+    let lab = Lab::new(Scene::new(), vec![ca]);
+    lab.write_config("", "", &[("www", &["a"], "")]);
+    std::fs::create_dir(lab.state_dir()).unwrap();
+    std::os::unix::fs::chown(lab.state_dir(), Some(NOBODY), Some(NOBODY)).unwrap();
+    let out = lab.cli(&["renew"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert!(
+        err.contains("belongs to uid 65534: run the pass as that user"),
+        "{err}"
+    );
+    assert_eq!(lab.ca("a").counts().orders_created, 0);
+    let created: Vec<_> = std::fs::read_dir(lab.state_dir()).unwrap().collect();
+    assert!(created.is_empty(), "nothing written");
+    assert_eq!(std::fs::metadata(lab.state_dir()).unwrap().uid(), NOBODY);
+}
