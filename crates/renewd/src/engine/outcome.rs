@@ -170,3 +170,107 @@ pub struct FinalLine {
     /// How the request ended.
     pub finish: Finish,
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+    use renewd_store::{InstalledCert, LastError};
+
+    use super::*;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
+    }
+
+    fn state(success: Option<i64>, error: Option<i64>) -> CertState {
+        let mut s = CertState::new(CertName::new("www").unwrap());
+        s.last_success = success.map(t);
+        s.installed = success.map(|_| InstalledCert {
+            serial: "3f".into(),
+            not_before: t(0),
+            not_after: t(0) + TimeDelta::days(90),
+            issuer_ca: Some(CaName::new("le").unwrap()),
+            account_url: None,
+            ari_cert_id: None,
+        });
+        s.last_error = error.map(|at| LastError {
+            class: OutcomeClass::CaUnavailable,
+            message: "le: finalize: 502".into(),
+            at: t(at),
+        });
+        s
+    }
+
+    #[test]
+    fn the_store_tells_what_a_renewal_the_daemon_ran_did() {
+        let before = state(Some(10), Some(5));
+        let renewed = RenewResult::from_store(Some(&before), Some(&state(Some(20), Some(5))));
+        assert!(matches!(renewed, RenewResult::Renewed { ref serial, .. } if serial == "3f"));
+        let failed = RenewResult::from_store(Some(&before), Some(&state(Some(10), Some(30))));
+        assert_eq!(
+            failed,
+            RenewResult::Failed {
+                class: OutcomeClass::CaUnavailable,
+                error: "le: finalize: 502".into()
+            }
+        );
+        let nothing = RenewResult::from_store(Some(&before), Some(&before));
+        assert!(matches!(nothing, RenewResult::Unfinished { .. }));
+        // Never seen before: any success counts.
+        let first = RenewResult::from_store(None, Some(&state(Some(1), None)));
+        assert!(matches!(first, RenewResult::Renewed { .. }));
+        assert!(!first.is_failure() && failed.is_failure() && nothing.is_failure());
+    }
+
+    #[test]
+    fn lines_and_wire_form() {
+        let www = CertName::new("www").unwrap();
+        let renewed = CertOutcome {
+            cert: www.clone(),
+            result: RenewResult::Renewed {
+                ca: Some(CaName::new("le").unwrap()),
+                serial: "3f".into(),
+                not_after: t(0),
+            },
+        };
+        assert_eq!(
+            renewed.to_string(),
+            "www: renewed by le (serial 3f, valid until 2023-11-14T22:13:20Z)"
+        );
+        assert_eq!(
+            serde_json::to_string(&renewed).unwrap(),
+            r#"{"cert":"www","result":"renewed","ca":"le","serial":"3f","not_after":"2023-11-14T22:13:20Z"}"#
+        );
+        let not_due = CertOutcome {
+            cert: www.clone(),
+            result: RenewResult::NotDue { next_renewal: t(0) },
+        };
+        assert_eq!(
+            not_due.to_string(),
+            "www: not due (next renewal 2023-11-14T22:13:20Z)"
+        );
+        let failed: CertOutcome = serde_json::from_str(
+            r#"{"cert":"www","result":"failed","class":"rate_limited","error":"429"}"#,
+        )
+        .unwrap();
+        assert_eq!(failed.to_string(), "www: failed (rate_limited)");
+        assert_eq!(
+            serde_json::to_string(&FinalLine {
+                finish: Finish::Done
+            })
+            .unwrap(),
+            r#"{"finish":"done"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&FinalLine {
+                finish: Finish::Error("stopping".into())
+            })
+            .unwrap(),
+            r#"{"finish":{"error":"stopping"}}"#
+        );
+        // A result line is never mistaken for the final line.
+        assert!(
+            serde_json::from_str::<FinalLine>(&serde_json::to_string(&not_due).unwrap()).is_err()
+        );
+    }
+}

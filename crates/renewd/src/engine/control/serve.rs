@@ -1,45 +1,23 @@
-//! The daemon's control socket, `STATE/control.sock`: how `renewd renew` hands its pass to
-//! a running daemon instead of binding the challenge ports the daemon holds and racing it
-//! for the same certificates.
-//!
-//! A Unix stream socket, mode 0600 in the 0700 state directory, removed when the daemon
-//! stops; a file left by a daemon that crashed is replaced at start (a live daemon
-//! answering on it stops the second one from starting). One request per connection, one
-//! JSON line:
-//!
-//! ```json
-//! {"renew": {"certs": ["www"], "force": true, "only_ca": null}}
-//! ```
-//!
-//! `certs` empty means every configured certificate. The daemon queues the certificates
-//! through the scheduler (`SchedulerCommand::RenewNow`) and answers with one JSON line per
-//! certificate as it finishes ([`CertOutcome`]: `{"cert": "www", "result": "renewed",
-//! …}`), read from the store once the issuer's `WorkDone` for it arrived, then a
-//! [`FinalLine`]. A certificate already being renewed is not queued again: its answer is
-//! the outcome of the renewal in flight.
+//! Serving the control socket: one request per connection, queued through the scheduler,
+//! answered line by line as the certificates finish.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use renewd_core::{CaName, CertName, WorkDone};
+use renewd_core::{CertName, WorkDone};
 use renewd_scheduler::{RenewNowReply, SchedulerCommand};
 use renewd_store::{CertState, StateStore};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixStream;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::outcome::{CertOutcome, FinalLine, Finish, RenewResult};
-
-/// The socket's file name in the state directory.
-pub const SOCKET_NAME: &str = "control.sock";
+use super::{ControlRequest, ControlSocket, RenewRequest};
+use crate::engine::outcome::{CertOutcome, FinalLine, Finish, RenewResult};
 
 /// The longest request line accepted.
 const MAX_REQUEST: u64 = 64 * 1024;
@@ -51,113 +29,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// `WorkDone` here (another process renewed the certificate; a queued renewal the
 /// scheduler dropped because it was no longer due).
 const RECHECK: Duration = Duration::from_secs(5);
-
-/// `STATE/control.sock`.
-pub fn socket_path(state_dir: &Path) -> PathBuf {
-    state_dir.join(SOCKET_NAME)
-}
-
-/// One request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ControlRequest {
-    /// A `renew` pass.
-    pub renew: RenewRequest,
-}
-
-/// `renewd renew`'s arguments.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RenewRequest {
-    /// The certificates (empty: all).
-    pub certs: Vec<CertName>,
-    /// Renew them even when not due.
-    #[serde(default)]
-    pub force: bool,
-    /// Only this CA.
-    #[serde(default)]
-    pub only_ca: Option<CaName>,
-}
-
-/// The bound socket; its file is removed when it is dropped (if it is still ours).
-#[derive(Debug)]
-pub struct ControlSocket {
-    listener: UnixListener,
-    path: PathBuf,
-    ino: u64,
-}
-
-impl ControlSocket {
-    /// Binds `STATE/control.sock`, replacing a stale file; fails when another daemon
-    /// answers on it.
-    pub fn bind(state_dir: &Path) -> anyhow::Result<ControlSocket> {
-        let path = socket_path(state_dir);
-        let listener = match UnixListener::bind(&path) {
-            Ok(l) => l,
-            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-                match std::os::unix::net::UnixStream::connect(&path) {
-                    Ok(_) => anyhow::bail!(
-                        "another renewd daemon is running on {} (it answers on {})",
-                        state_dir.display(),
-                        path.display()
-                    ),
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound
-                        ) =>
-                    {
-                        tracing::info!(path = %path.display(),
-                            "replacing the control socket a previous daemon left behind");
-                        match std::fs::remove_file(&path) {
-                            Ok(()) => {}
-                            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                            Err(e) => {
-                                return Err(e).with_context(|| {
-                                    format!("removing the stale {}", path.display())
-                                });
-                            }
-                        }
-                        UnixListener::bind(&path)
-                            .with_context(|| format!("cannot listen on {}", path.display()))?
-                    }
-                    Err(e) => {
-                        return Err(e).with_context(|| format!("cannot check {}", path.display()));
-                    }
-                }
-            }
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot listen on {}", path.display()));
-            }
-        };
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("cannot restrict {} to mode 0600", path.display()))?;
-        let ino = std::fs::metadata(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?
-            .ino();
-        Ok(ControlSocket {
-            listener,
-            path,
-            ino,
-        })
-    }
-
-    /// Where it listens.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for ControlSocket {
-    fn drop(&mut self) {
-        // Only our own socket: a later daemon may have replaced the file.
-        if std::fs::metadata(&self.path).is_ok_and(|m| m.ino() == self.ino)
-            && let Err(e) = std::fs::remove_file(&self.path)
-        {
-            tracing::warn!(path = %self.path.display(), error = %e, "cannot remove the control socket");
-        }
-    }
-}
 
 /// What the requests are served from.
 #[derive(Clone)]
