@@ -163,9 +163,6 @@ pub fn cert_metrics(
     cert: &CertName,
     now: DateTime<Utc>,
 ) {
-    let Some(cert_config) = config.cert(cert) else {
-        return;
-    };
     let state = match store.cert_state(cert) {
         Ok(s) => s,
         Err(e) => {
@@ -178,14 +175,46 @@ pub fn cert_metrics(
         .iter()
         .filter_map(|ca| store.ca_health(&ca.name).ok().flatten())
         .collect();
-    let (view, decision) = plan::decision(
-        config,
-        cert_config,
-        state.as_ref(),
-        None,
-        &Circuits::from_health(&health),
-        now,
-    );
+    let circuits = Circuits::from_health(&health);
+    set_cert_metrics(metrics, config, cert, state.as_ref(), &circuits, now);
+}
+
+/// Sets every configured certificate's time series from one snapshot of the store (start
+/// and reload: one read, however many certificates).
+pub fn all_cert_metrics(
+    store: &dyn StateStore,
+    metrics: &Metrics,
+    config: &Config,
+    now: DateTime<Utc>,
+) {
+    let snapshot = match store.status_snapshot() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the store for the certificates' metrics");
+            return;
+        }
+    };
+    let circuits = Circuits::from_health(&snapshot.cas);
+    let states: std::collections::HashMap<&CertName, &renewd_store::CertState> =
+        snapshot.certs.iter().map(|s| (&s.cert, s)).collect();
+    for cert in &config.certs {
+        let state = states.get(&cert.name).copied();
+        set_cert_metrics(metrics, config, &cert.name, state, &circuits, now);
+    }
+}
+
+fn set_cert_metrics(
+    metrics: &Metrics,
+    config: &Config,
+    cert: &CertName,
+    state: Option<&renewd_store::CertState>,
+    circuits: &Circuits,
+    now: DateTime<Utc>,
+) {
+    let Some(cert_config) = config.cert(cert) else {
+        return;
+    };
+    let (view, decision) = plan::decision(config, cert_config, state, None, circuits, now);
     metrics.set_cert(
         cert,
         CertTimes {

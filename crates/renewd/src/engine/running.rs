@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::bridge::{Bridge, OpenCircuits, cert_metrics};
+use super::bridge::{Bridge, OpenCircuits, all_cert_metrics};
 use super::control::{self, ControlContext, ControlSocket};
 use super::host::LocalHost;
 use super::{Drained, Engine, EngineContext, EngineFuture, plan, status};
@@ -128,9 +128,11 @@ pub async fn start(ctx: EngineContext) -> anyhow::Result<Box<dyn Engine>> {
         inventory,
     )
     .with_liveness_interval(heartbeat.period());
-    for cert in &config.certs {
-        if let Some(why) = scheduler.explain(&cert.name) {
-            tracing::info!(cert_name = %cert.name, "scheduled: {why}");
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        for cert in &config.certs {
+            if let Some(why) = scheduler.explain(&cert.name) {
+                tracing::debug!(cert_name = %cert.name, "scheduled: {why}");
+            }
         }
     }
     let liveness = scheduler.liveness();
@@ -253,9 +255,7 @@ fn initial_metrics(bridge: &Bridge, config: &Config, store: &dyn StateStore) {
             .map_or(CircuitState::Closed, |h| h.circuit);
         bridge.metrics.set_circuit(&ca.name, state);
     }
-    for cert in &config.certs {
-        bridge.cert_metrics(&cert.name);
-    }
+    all_cert_metrics(store, &bridge.metrics, config, bridge.clock.now());
 }
 
 /// Beats the daemon's heartbeat on every turn of the scheduler loop, and only then.
@@ -368,10 +368,7 @@ impl RunningEngine {
             })
             .await
             .map_err(|_| anyhow::anyhow!("the scheduler loop has stopped"))?;
-        let now = chrono::Utc::now();
-        for cert in &new.certs {
-            cert_metrics(self.store.as_ref(), &self.metrics, &new, &cert.name, now);
-        }
+        all_cert_metrics(self.store.as_ref(), &self.metrics, &new, chrono::Utc::now());
         Ok(())
     }
 
