@@ -176,7 +176,9 @@ pub fn cert_metrics(
         .filter_map(|ca| store.ca_health(&ca.name).ok().flatten())
         .collect();
     let circuits = Circuits::from_health(&health);
-    set_cert_metrics(metrics, config, cert, state.as_ref(), &circuits, now);
+    if let Some(cert) = config.cert(cert) {
+        set_cert_metrics(metrics, config, cert, state.as_ref(), &circuits, now);
+    }
 }
 
 /// Sets every configured certificate's time series from one snapshot of the store (start
@@ -199,24 +201,21 @@ pub fn all_cert_metrics(
         snapshot.certs.iter().map(|s| (&s.cert, s)).collect();
     for cert in &config.certs {
         let state = states.get(&cert.name).copied();
-        set_cert_metrics(metrics, config, &cert.name, state, &circuits, now);
+        set_cert_metrics(metrics, config, cert, state, &circuits, now);
     }
 }
 
 fn set_cert_metrics(
     metrics: &Metrics,
     config: &Config,
-    cert: &CertName,
+    cert: &renewd_config::CertConfig,
     state: Option<&renewd_store::CertState>,
     circuits: &Circuits,
     now: DateTime<Utc>,
 ) {
-    let Some(cert_config) = config.cert(cert) else {
-        return;
-    };
-    let (view, decision) = plan::decision(config, cert_config, state, None, circuits, now);
+    let (view, decision) = plan::decision(config, cert, state, None, circuits, now);
     metrics.set_cert(
-        cert,
+        &cert.name,
         CertTimes {
             not_after: view.installed.map(|v| v.not_after),
             next_attempt: Some(decision.renewal.at),

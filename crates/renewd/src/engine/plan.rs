@@ -119,6 +119,7 @@ pub fn decision(
 
 /// The certificates of `config` named in `names`, in config order.
 pub fn certs_named<'a>(config: &'a Config, names: &[CertName]) -> Vec<&'a CertConfig> {
+    let names: std::collections::HashSet<&CertName> = names.iter().collect();
     config
         .certs
         .iter()

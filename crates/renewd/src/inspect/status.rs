@@ -32,12 +32,14 @@ pub fn status_rows(
     now: DateTime<Utc>,
 ) -> Vec<StatusRow> {
     let circuits = Circuits::from_health(&snapshot.cas);
+    let states: std::collections::HashMap<&renewd_core::CertName, &CertState> =
+        snapshot.certs.iter().map(|s| (&s.cert, s)).collect();
     config
         .certs
         .iter()
         .zip(scans)
         .map(|(cert, scan)| {
-            let stored = snapshot.certs.iter().find(|s| s.cert == cert.name);
+            let stored = states.get(&cert.name).copied();
             let (_, decision) = plan::decision(config, cert, stored, Some(scan), &circuits, now);
             status_row(cert, scan, stored, snapshot, &decision, now)
         })

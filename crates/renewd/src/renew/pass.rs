@@ -1,5 +1,6 @@
 //! `renewd renew` without a daemon: the pass in this process.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -43,9 +44,11 @@ pub async fn run(
     let circuits = Circuits::from_health(&snapshot.cas);
     let policy = plan::schedule_policy(&config);
     let now = Utc::now();
+    let states: HashMap<&CertName, &CertState> =
+        snapshot.certs.iter().map(|s| (&s.cert, s)).collect();
     let mut jobs = Vec::new();
     for cert in plan::certs_named(&config, &selection.certs) {
-        let state: Option<&CertState> = snapshot.certs.iter().find(|s| s.cert == cert.name);
+        let state = states.get(&cert.name).copied();
         let (view, decision) = plan::decision(
             &config,
             cert,
