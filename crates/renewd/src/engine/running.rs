@@ -138,9 +138,10 @@ pub async fn start(ctx: EngineContext) -> anyhow::Result<Box<dyn Engine>> {
     let liveness = scheduler.liveness();
     let scheduler_status = scheduler.status();
     // READY=1 carries the first summary.
+    let open = open_circuits(store.as_ref(), &config);
     ctx.status.set(status::status_text(
         &scheduler_status.borrow(),
-        &open_circuits(store.as_ref(), &config),
+        &open,
         clock.now(),
     ));
 
@@ -150,7 +151,7 @@ pub async fn start(ctx: EngineContext) -> anyhow::Result<Box<dyn Engine>> {
     let (commands_tx, commands_rx) = mpsc::channel(64);
     let (finished, _) = broadcast::channel(EVENTS);
     let (config_tx, config_rx) = watch::channel(config.clone());
-    let (open_tx, open_rx) = watch::channel(open_circuits(store.as_ref(), &config));
+    let (open_tx, open_rx) = watch::channel(open);
 
     let bridge = Bridge {
         store: store.clone(),
