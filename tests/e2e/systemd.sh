@@ -7,7 +7,6 @@
 #   guest; the polkit rule lets user renewd reload the listed units, also from inside the
 #   unit's sandbox, and nothing else; the sandbox lets renewd bind port 80.
 # Part 2 — the daemon, from the .deb (scripts/build-deb), against pebble inside the guest.
-#   Skipped until the renewal engine is wired into `renewd run`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/e2e/lib/nspawn.sh
@@ -59,8 +58,7 @@ trap on_exit EXIT
 # Build before booting, so the guest does not wait for cargo.
 # RENEWD_E2E_DEB=path tests that package instead of building one.
 deb=${RENEWD_E2E_DEB:-}
-# TEMPORARY: the daemon part runs once the renewal engine is wired into `renewd run`.
-if [ -z "$deb" ] && grep -q "start_engine: Some" crates/renewd/src/daemon/mod.rs 2>/dev/null; then
+if [ -z "$deb" ]; then
   deb=$(scripts/build-deb --out "$work")
 fi
 
@@ -194,15 +192,9 @@ in_guest systemctl stop e2e-bind-privusers.service
 ok "sandbox: with PrivateUsers=yes the same bind is refused (why the unit does not set it)"
 
 ###############################################################################################
-# Part 2: the daemon, installed from the .deb, against pebble inside the guest.
-# TEMPORARY GUARD: skipped until the engine is wired into `renewd run` (RENEWD_E2E_DEB=path tests a given
-# .deb instead of building one). Remove the guard once the daemon lands.
+# Part 2: the daemon, installed from the .deb, against pebble inside the guest
+# (RENEWD_E2E_DEB=path tests a given .deb instead of building one).
 ###############################################################################################
-if [ -z "$deb" ]; then
-  echo "SKIP: the renewal engine is not wired into renewd run yet"
-  echo "timing: rootfs $NSPAWN_SETUP_KIND ${NSPAWN_SETUP_SECONDS} s, boot ${NSPAWN_BOOT_SECONDS} s"
-  exit 0
-fi
 
 # --- install, from a clean slate: undo part 1's hand installation first -----------------------
 in_guest systemctl stop nginx.service e2e-other.service

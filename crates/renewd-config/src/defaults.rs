@@ -57,6 +57,9 @@ impl Defaults {
     pub const CA_REQUESTS_PER_SECOND: u32 = 20;
     /// `[[ca]] timeout`
     pub const CA_TIMEOUT: Duration = secs(30);
+    /// `[[ca]] order_timeout`: how long one order may take here, finalize recovery
+    /// included, before the attempt fails over (the order stays pending for later).
+    pub const CA_ORDER_TIMEOUT: Duration = secs(10 * MINUTE);
     /// `[[ca]] terms_agreed`
     pub const CA_TERMS_AGREED: bool = true;
     /// `[dns01] propagation_delay`
@@ -111,6 +114,7 @@ pub(crate) mod bounds {
     pub(crate) const CA_MAX_CONCURRENT_ORDERS: IntBounds = from_to(1, 64);
     pub(crate) const CA_REQUESTS_PER_SECOND: IntBounds = from_to(1, 1000);
     pub(crate) const CA_TIMEOUT: DurationBounds = between(secs(1), secs(10 * MINUTE));
+    pub(crate) const CA_ORDER_TIMEOUT: DurationBounds = between(secs(1), secs(DAY));
     pub(crate) const DNS_PROPAGATION_DELAY: DurationBounds = between(secs(0), secs(HOUR));
     pub(crate) const DNS_PROPAGATION_TIMEOUT: DurationBounds = between(secs(1), secs(HOUR));
     pub(crate) const HOOK_TIMEOUT: DurationBounds = between(secs(1), secs(HOUR));

@@ -211,6 +211,10 @@ pub struct CaConfig {
     pub requests_per_second: u32,
     /// Time limit for one whole request (connect, send, receive the body).
     pub timeout: Duration,
+    /// Time limit for one order here once it exists (authorizations, finalize with its
+    /// recovery, download); when it passes the attempt fails `ca_unavailable`, the order
+    /// stays pending, and an urgent job fails over.
+    pub order_timeout: Duration,
     /// Whether the operator agrees to the CA's terms of service (sent at newAccount).
     pub terms_agreed: bool,
 }

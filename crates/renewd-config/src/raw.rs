@@ -132,6 +132,8 @@ pub struct RawCa {
     pub requests_per_second: Field<i64>,
     /// `timeout`
     pub timeout: Field<RawDuration>,
+    /// `order_timeout`
+    pub order_timeout: Field<RawDuration>,
     /// `terms_agreed`
     pub terms_agreed: Field<bool>,
 }

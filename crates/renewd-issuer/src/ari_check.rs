@@ -75,12 +75,7 @@ pub(crate) async fn check(inner: &Arc<Inner>, cert: &CertName) {
         });
     };
     let ca = rt.name();
-    let ledger = Ledger::new(
-        inner.store.clone(),
-        inner.clock.clone(),
-        ca.clone(),
-        Some(cert.clone()),
-    );
+    let ledger = Ledger::new(inner, ca.clone(), Some(cert.clone()));
     if let Some(url) = &installed.account_url {
         ledger.set_account(url);
     }

@@ -106,12 +106,7 @@ async fn attempt_with_permit(run: &Run<'_>, rt: &Arc<CaRuntime>, access: &Access
             retry_after: None,
         });
     }
-    let ca_ledger = Ledger::new(
-        run.inner.store.clone(),
-        run.inner.clock.clone(),
-        ca.clone(),
-        None,
-    );
+    let ca_ledger = Ledger::new(run.inner, ca.clone(), None);
     let account = match account::account(
         rt,
         run.inner.store.as_ref(),
@@ -127,7 +122,7 @@ async fn attempt_with_permit(run: &Run<'_>, rt: &Arc<CaRuntime>, access: &Access
     let ledger = run.ledger(ca);
     ledger.set_account(account.url());
     let account = account.with_observer(ledger.observer());
-    let Some(solver) = run.inner.solvers.get(&run.cert.challenge).cloned() else {
+    let Some(solver) = run.inner.solver(run.cert.challenge) else {
         let message = format!("no solver for {} challenges", run.cert.challenge);
         note_local(&ledger, Step::ChallengeSetup, &message, None);
         return Attempted::Failed(Setback::local(Step::ChallengeSetup, message));
@@ -285,7 +280,7 @@ async fn probe(run: &Run<'_>, rt: &Arc<CaRuntime>, fresh: bool) -> ProbeResult {
             run.config.breaker.probe_cache,
             clock.now(),
             || async {
-                let ledger = Ledger::new(run.inner.store.clone(), clock.clone(), ca.clone(), None);
+                let ledger = Ledger::new(run.inner, ca.clone(), None);
                 let client = rt.client.with_observer(ledger.observer());
                 let started = Instant::now();
                 let outcome = client.probe().await;

@@ -83,7 +83,7 @@ impl CaRuntime {
         let mut settings = ClientSettings {
             http: http_settings,
             poll: options.poll.clone(),
-            order_timeout: options.order_timeout,
+            order_timeout: ca.order_timeout.min(options.order_timeout),
             probe_timeout: breaker.probe_timeout,
             ..ClientSettings::default()
         };

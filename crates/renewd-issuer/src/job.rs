@@ -104,12 +104,7 @@ impl Run<'_> {
 
     /// The ledger of this certificate at `ca`.
     pub(crate) fn ledger(&self, ca: &CaName) -> Ledger {
-        Ledger::new(
-            self.inner.store.clone(),
-            self.inner.clock.clone(),
-            ca.clone(),
-            Some(self.cert.name.clone()),
-        )
+        Ledger::new(self.inner, ca.clone(), Some(self.cert.name.clone()))
     }
 
     pub(crate) fn stopping(&self) -> bool {

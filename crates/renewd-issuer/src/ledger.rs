@@ -1,9 +1,11 @@
 //! Writing the failure ledger: every ACME request's [`RequestEvent`] becomes a
 //! [`RequestOutcome`] with the CA, account and certificate added ([`LedgerObserver`]), and
 //! local steps (install, deploy hook, challenge setup, abandoned orders) are noted the same
-//! way ([`Ledger::note`]). Each row is also one structured log event with the fields the
-//! daemon maps to journald (`cert_name`, `ca`, `step`, `order_url`, `http_status`,
-//! `problem_type`, `class`).
+//! way ([`Ledger::note`]). Each row is then handed to the [`OutcomeHook`] of the
+//! [`IssuerOptions`](crate::IssuerOptions) — by default [`log_outcome`], one structured log
+//! event with the fields the daemon maps to journald (`cert_name`, `ca`, `step`,
+//! `order_url`, `http_status`, `problem_type`, `class`); the daemon's hook also counts it in
+//! its metrics.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -12,14 +14,27 @@ use renewd_acme::{RequestEvent, RequestObserver};
 use renewd_core::{CaName, CertName, Clock, OutcomeClass, RequestOutcome, Step};
 use renewd_store::StateStore;
 
+use crate::options::OutcomeHook;
+use crate::pool::Inner;
+
 /// Appends ledger rows for one CA (and one certificate, or none for probes and accounts).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Ledger {
     store: Arc<dyn StateStore>,
     clock: Arc<dyn Clock>,
+    hook: OutcomeHook,
     ca: CaName,
     cert: Option<CertName>,
     account: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("ca", &self.ca)
+            .field("cert", &self.cert)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One local (non-request) ledger row.
@@ -33,15 +48,11 @@ pub(crate) struct Note<'a> {
 }
 
 impl Ledger {
-    pub(crate) fn new(
-        store: Arc<dyn StateStore>,
-        clock: Arc<dyn Clock>,
-        ca: CaName,
-        cert: Option<CertName>,
-    ) -> Ledger {
+    pub(crate) fn new(inner: &Inner, ca: CaName, cert: Option<CertName>) -> Ledger {
         Ledger {
-            store,
-            clock,
+            store: inner.store.clone(),
+            clock: inner.clock.clone(),
+            hook: inner.options.on_outcome.clone(),
             ca,
             cert,
             account: Arc::default(),
@@ -83,15 +94,17 @@ impl Ledger {
     }
 
     fn append(&self, row: RequestOutcome) {
-        log_row(&row);
         if let Err(e) = self.store.append_outcome(&row) {
             tracing::error!(ca = %row.ca, step = %row.step, error = %e,
                 "could not append to the failure ledger");
         }
+        (self.hook)(&row);
     }
 }
 
-fn log_row(row: &RequestOutcome) {
+/// The default [`OutcomeHook`]: one log event per ledger row, with every field the row
+/// has — `DEBUG` when it succeeded, `WARN` when it failed.
+pub fn log_outcome(row: &RequestOutcome) {
     let cert_name = row.cert.as_ref().map(CertName::as_str);
     let latency_ms = u64::try_from(row.latency.as_millis()).unwrap_or(u64::MAX);
     let detail = row.detail.as_deref().unwrap_or("");
@@ -107,7 +120,7 @@ fn log_row(row: &RequestOutcome) {
     match row.class {
         OutcomeClass::Ok => row_event!(tracing::Level::DEBUG, "ACME request"),
         OutcomeClass::Local => row_event!(tracing::Level::WARN, "local step failed"),
-        _ => row_event!(tracing::Level::INFO, "ACME request failed"),
+        _ => row_event!(tracing::Level::WARN, "ACME request failed"),
     }
 }
 

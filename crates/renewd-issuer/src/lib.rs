@@ -24,7 +24,9 @@
 //! - `job` (one renewal), `attempt` (one CA: probe, account, resume or new order),
 //!   `success` (verify, install, state, deploy), `failure` (back-off, failure hooks),
 //!   `ari_check` (renewal windows), `pending` (pending orders in the store), `lease`
-//!   (one job per certificate, across processes), `ledger` (one row per request).
+//!   (one job per certificate, across processes), `ledger` (one row per request, each
+//!   also handed to the [`OutcomeHook`] of the [`IssuerOptions`]; by default
+//!   [`log_outcome`]).
 //! - [`IssuerEvent`]s on a broadcast channel tell the daemon about circuits, renewals,
 //!   failures, expiry danger and failed hooks.
 //!
@@ -62,7 +64,8 @@ mod success;
 pub use error::IssuerError;
 pub use events::{EventSender, HookKind, IssuerEvent, event_channel};
 pub use host::{Deployment, FailureNotice, HostActions, NoHostActions, ServedCheck};
-pub use options::IssuerOptions;
+pub use ledger::log_outcome;
+pub use options::{IssuerOptions, OutcomeHook};
 pub use pool::{Issuer, IssuerParts, JobResult, Solvers};
 
 #[doc(no_inline)]

@@ -1,17 +1,27 @@
 //! The issuer's knobs that are not in the config file.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use renewd_acme::PollPolicy;
+use renewd_core::RequestOutcome;
 use renewd_store::DEFAULT_LEASE_TTL;
+
+/// Called with every ledger row right after it is appended (ACME requests, probes and
+/// local steps alike): the daemon's way to follow each request outcome (metrics, logs)
+/// without reading the ledger back. It runs on the job's task, so it must be quick and
+/// must not block.
+pub type OutcomeHook = Arc<dyn Fn(&RequestOutcome) + Send + Sync>;
 
 /// Settings of the issuer beyond the config file (defaults suit production; tests shorten
 /// the waits).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct IssuerOptions {
     /// The limit on finishing one order once it exists (authorizations, finalize with
     /// recovery, download). When it passes, the attempt fails `ca_unavailable` and the
-    /// pending order is kept for the next attempt.
+    /// pending order is kept for the next attempt. A CA's `order_timeout` in the config
+    /// may shorten it (the shorter of the two applies).
     pub order_timeout: Duration,
     /// How the ACME client polls authorizations and orders.
     pub poll: PollPolicy,
@@ -24,6 +34,24 @@ pub struct IssuerOptions {
     pub clock_skew: Duration,
     /// The `User-Agent` sent to CAs (`None`: `renewd/VERSION`).
     pub user_agent: Option<String>,
+    /// What happens with each ledger row besides the append. Default: [`log_outcome`]
+    /// (one log event per row); a hook that replaces it should log too.
+    ///
+    /// [`log_outcome`]: crate::log_outcome
+    pub on_outcome: OutcomeHook,
+}
+
+impl fmt::Debug for IssuerOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuerOptions")
+            .field("order_timeout", &self.order_timeout)
+            .field("poll", &self.poll)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("busy_retry", &self.busy_retry)
+            .field("clock_skew", &self.clock_skew)
+            .field("user_agent", &self.user_agent)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for IssuerOptions {
@@ -35,6 +63,7 @@ impl Default for IssuerOptions {
             busy_retry: Duration::from_secs(60),
             clock_skew: Duration::from_secs(300),
             user_agent: None,
+            on_outcome: Arc::new(crate::ledger::log_outcome),
         }
     }
 }

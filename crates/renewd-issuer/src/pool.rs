@@ -108,7 +108,7 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<dyn StateStore>,
     pub(crate) cert_store: CertStore,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) solvers: Solvers,
+    solvers: RwLock<Solvers>,
     pub(crate) host: Arc<dyn HostActions>,
     pub(crate) events: EventSender,
     pub(crate) options: IssuerOptions,
@@ -125,6 +125,15 @@ impl Inner {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// The solver for `challenge` now (an attempt keeps the one it took).
+    pub(crate) fn solver(&self, challenge: ChallengeType) -> Option<Arc<dyn ChallengeSolver>> {
+        self.solvers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&challenge)
+            .cloned()
     }
 
     pub(crate) fn pending_keys(&self, config: &Config) -> PendingKeys {
@@ -172,7 +181,7 @@ impl Issuer {
                 store: parts.store,
                 cert_store: parts.cert_store,
                 clock: parts.clock,
-                solvers: parts.solvers,
+                solvers: RwLock::new(parts.solvers),
                 host: parts.host_actions,
                 events: parts.events,
                 options: parts.options,
@@ -202,6 +211,16 @@ impl Issuer {
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
         Ok(())
+    }
+
+    /// Replaces the challenge solvers (after the daemon restarted its responders on a
+    /// reload). Attempts under way keep the solver they took; later ones use these.
+    pub fn set_solvers(&self, solvers: Solvers) {
+        *self
+            .inner
+            .solvers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = solvers;
     }
 
     /// Runs the pool: takes [`Work`] from `work` (at most `daemon.workers` at once), answers

@@ -26,7 +26,9 @@
 //!   `remove_hook`.
 //! - `tls_alpn`: [`TlsAlpn01Responder`] — rustls (ring) answering only `acme-tls/1`
 //!   handshakes for published identifiers with the RFC 8737 certificate.
-//! - `solvers`: [`ChallengeSolvers`] — the above, built from the config.
+//! - `solvers`: [`ChallengeSolvers`] — the above, built from the config; on reload
+//!   [`ChallengeSolvers::reconfigure`] keeps responders whose addresses did not change and
+//!   replaces the others (orders under way keep the solver they took).
 //! - `process`, `group`, `output`, `env`: [`HookRunner`] — argv without a shell, a
 //!   cleared environment plus [`INHERITED`] variables and the event's `RENEWD_*`, stdin
 //!   null, stdout/stderr tails ([`OutputTail`]), a time limit enforced on the hook's whole

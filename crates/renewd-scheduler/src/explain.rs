@@ -68,30 +68,35 @@ fn when(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
 }
 
 fn push_basis(out: &mut String, basis: Basis) -> fmt::Result {
-    match basis {
-        Basis::PendingOrder => write!(out, " (a pending order to resume)"),
-        Basis::Problem(RenewalReason::Missing) => write!(out, " (no certificate installed)"),
-        Basis::Problem(RenewalReason::Mismatch) => {
-            write!(
-                out,
-                " (the installed certificate no longer fits the config)"
-            )
-        }
-        Basis::Problem(_) => write!(out, " (the installed files are unreadable or corrupt)"),
-        Basis::RenewBefore { before, clamped } => {
-            write!(out, " (renew_before {} before expiry", format_span(before))?;
-            if clamped {
-                write!(out, ", longer than the lifetime allows")?;
+    write!(out, " ({basis})")
+}
+
+/// What a due time was computed from, as the explanations say it: "1/3 of lifetime
+/// left", "in the CA's ARI window … – …", "renew_before 30d before expiry", …
+impl fmt::Display for Basis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Basis::PendingOrder => f.write_str("a pending order to resume"),
+            Basis::Problem(RenewalReason::Missing) => f.write_str("no certificate installed"),
+            Basis::Problem(RenewalReason::Mismatch) => {
+                f.write_str("the installed certificate no longer fits the config")
             }
-            write!(out, ")")
+            Basis::Problem(_) => f.write_str("the installed files are unreadable or corrupt"),
+            Basis::RenewBefore { before, clamped } => {
+                write!(f, "renew_before {} before expiry", format_span(before))?;
+                if clamped {
+                    f.write_str(", longer than the lifetime allows")?;
+                }
+                Ok(())
+            }
+            Basis::AriWindow { start, end } => write!(
+                f,
+                "in the CA's ARI window {} – {}",
+                format_time(start),
+                format_time(end)
+            ),
+            Basis::LifetimeLeft(num, den) => write!(f, "{num}/{den} of lifetime left"),
         }
-        Basis::AriWindow { start, end } => write!(
-            out,
-            " (in the CA's ARI window {} – {})",
-            format_time(start),
-            format_time(end)
-        ),
-        Basis::LifetimeLeft(num, den) => write!(out, " ({num}/{den} of lifetime left)"),
     }
 }
 

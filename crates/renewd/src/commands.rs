@@ -1,9 +1,8 @@
 //! From a parsed command line to an exit status.
 //!
-//! `check`, `run`, `status`, `ledger` and `ca` are complete. `renew` loads the config and
-//! checks its arguments against it (an unknown `--cert`/`--ca` is a usage error, exit 2),
-//! then stops with exit status 1: it needs the renewal engine, which this build does not
-//! wire in yet.
+//! `renew` loads the config and checks its arguments against it (an unknown `--cert`/`--ca`
+//! is a usage error, exit 2), then runs one pass (see [`crate::renew`]): forwarded to a
+//! running daemon over its control socket, or in this process.
 //!
 //! `status`, `ledger` and `ca` read the state store read-only (see [`crate::inspect`]):
 //! exit 0 with their result on stdout; 78 when the config is invalid; 1 when the store
@@ -23,7 +22,7 @@ use crate::cli::{Cli, Command, ImportSource, LedgerArgs};
 use crate::import::import_certbot;
 use crate::report::{Format, write_cas, write_ledger, write_status};
 use crate::selection::{UsageError, ledger_filter, renew_selection};
-use crate::{daemon, exit, inspect};
+use crate::{daemon, exit, inspect, renew};
 
 /// Runs the command `cli` names and returns the process's exit status.
 pub fn execute(cli: Cli) -> ExitCode {
@@ -33,14 +32,13 @@ pub fn execute(cli: Cli) -> ExitCode {
         Command::Check => check(&path, &mut io::stdout(), &mut io::stderr()),
         Command::Run => daemon::run_daemon(&path, cli.log_format.map(Into::into), cli.verbose),
         Command::Renew(args) => with_config(&path, |config| {
-            if let Err(e) = renew_selection(config, args) {
-                usage_error(e);
-            }
-            let _ = writeln!(
-                io::stderr(),
-                "renewd renew: the renewal engine is not wired into this build yet"
-            );
-            exit::FAILURE
+            let selection = renew_selection(config, args).unwrap_or_else(|e| usage_error(e));
+            renew::run(
+                config,
+                &selection,
+                cli.log_format.map(Into::into),
+                cli.verbose,
+            )
         }),
         Command::Status(flag) => with_config(&path, |config| status(config, flag.json)),
         Command::Ledger(args) => with_config(&path, |config| ledger(config, args)),

@@ -1,6 +1,6 @@
 //! The `renewd` binary's crate: the command line, the daemon's lifecycle under systemd,
-//! logging and metrics. The renewal engine (store, scheduler, issuer) plugs in through one
-//! seam, [`Engine`].
+//! logging and metrics, and the renewal engine that wires the store, the scheduler, the
+//! issuer and the host's responders and hooks together behind one seam, [`Engine`].
 //!
 //! # Design overview
 //!
@@ -17,16 +17,22 @@
 //!   `STOPPING=1`, no new jobs, drain within `[daemon] shutdown_grace`, exit 0.
 //! - **Engine seam** ([`Engine`], [`StartEngine`], [`EngineContext`]): the daemon starts
 //!   the engine, hands it the heartbeat, the [`StatusLine`], the [`Metrics`] and a shutdown
-//!   token, then only asks it to reload and to drain. This build wires no engine: `renew`
-//!   stops after checking its arguments, and `run` keeps the lifecycle without renewing
-//!   anything, saying so in its log and `STATUS=`.
+//!   token, then only asks it to reload and to drain.
+//! - **Engine** (`engine`): opens the store (`recover`, orphaned keys), scans, starts the
+//!   challenge responders, the issuer (hooks and `verify_served` through renewd-local,
+//!   every ledger row to the log and the metrics) and the scheduler; bridges the issuer's
+//!   `WorkDone` and events to the scheduler, the metrics, `STATUS=` and the crit alarm;
+//!   relays the scheduler loop's ticks to the heartbeat (so the watchdog follows the loop
+//!   that does the work); serves the control socket `STATE/control.sock`.
+//! - **Renew** (`renew`): one pass — forwarded to the daemon over the control socket when
+//!   one runs, else in this process with the same rules (`decide`, leases, the issuer's
+//!   `run_once`); one result line per certificate on stdout.
 //! - **Inspection** (`status`, `ledger`, `ca`): the state store opened read-only (safe while
 //!   the daemon writes; a store that does not exist yet reads as empty and is not created)
 //!   joined with the inventory scan of the configured certificates. A certificate's state
 //!   follows the scheduler's order (renewing, failing, missing, due, valid); its due time
-//!   comes from [`due_time`], a stand-in for `renewd-scheduler`'s rule until that crate is
-//!   wired in. `ledger --ca/--cert` accept names no longer configured: history outlives
-//!   the config.
+//!   and next attempt are `renewd_scheduler::decide`'s, the rule the daemon follows.
+//!   `ledger --ca/--cert` accept names no longer configured: history outlives the config.
 //! - **Migration** (`import certbot`): certbot's renewal configurations and current
 //!   certificates → the equivalent config (checked by renewd's own validation) and the
 //!   certificates adopted into the store, so they are renewed on time (`docs/MIGRATING.md`).
@@ -53,6 +59,7 @@ mod inspect;
 pub mod log_fields;
 mod logging;
 mod metrics;
+mod renew;
 mod report;
 mod selection;
 #[cfg(test)]
@@ -69,6 +76,8 @@ pub use daemon::{
     Control, DaemonSetup, Notifier, StartEngineBox, SystemdNotifier, engineless_status,
     forward_signals, notify_wire, run_daemon, run_lifecycle,
 };
+pub use engine::control::{ControlRequest, RenewRequest, SOCKET_NAME as CONTROL_SOCKET_NAME};
+pub use engine::outcome::{CertOutcome, FinalLine, Finish, RenewResult};
 pub use engine::{Drained, Engine, EngineContext, EngineFuture, StartEngine, StatusLine};
 pub use exit::{
     CONFIG as EXIT_CONFIG, FAILURE as EXIT_FAILURE, OK as EXIT_OK, USAGE as EXIT_USAGE,
@@ -82,7 +91,5 @@ pub use metrics::{
     CONTENT_TYPE as METRICS_CONTENT_TYPE, CertTimes, Metrics, MetricsListener,
     serve as serve_metrics,
 };
-pub use report::{
-    CertStatus, Due, DueBasis, Format, StatusRow, due_time, write_cas, write_ledger, write_status,
-};
+pub use report::{CertStatus, Format, StatusRow, write_cas, write_ledger, write_status};
 pub use selection::{LedgerFilter, RenewSelection, UsageError, ledger_filter, renew_selection};

@@ -98,6 +98,12 @@ impl Check<'_> {
             Defaults::CA_TIMEOUT,
             bounds::CA_TIMEOUT,
         );
+        let order_timeout = self.duration(
+            &raw.order_timeout,
+            "order_timeout",
+            Defaults::CA_ORDER_TIMEOUT,
+            bounds::CA_ORDER_TIMEOUT,
+        );
         Ok(CaConfig {
             name: name?,
             directory: directory?,
@@ -109,6 +115,7 @@ impl Check<'_> {
             max_concurrent_orders: usize::try_from(max_orders?).unwrap_or(1),
             requests_per_second: u32::try_from(rps?).unwrap_or(1),
             timeout: timeout?,
+            order_timeout: order_timeout?,
             terms_agreed: raw
                 .terms_agreed
                 .as_ref()

@@ -65,6 +65,7 @@ fn absent_keys_take_the_documented_defaults() {
     assert_eq!(ca.max_concurrent_orders, 4);
     assert_eq!(ca.requests_per_second, 20);
     assert_eq!(ca.timeout, Duration::from_secs(30));
+    assert_eq!(ca.order_timeout, Duration::from_secs(600));
     assert!(ca.terms_agreed);
     assert!(ca.eab.is_none() && ca.contact.is_empty() && ca.trust_roots.is_empty());
     let cert = &c.certs[0];
@@ -121,6 +122,7 @@ preferred_chain = "ISRG Root X1"
 max_concurrent_orders = 2
 requests_per_second = 5
 timeout = "45s"
+order_timeout = "90s"
 terms_agreed = false
 
 [[ca]]
@@ -214,6 +216,7 @@ challenge = "dns-01"
         (2, 5)
     );
     assert_eq!(zerossl.timeout, Duration::from_secs(45));
+    assert_eq!(zerossl.order_timeout, Duration::from_secs(90));
     assert!(!zerossl.terms_agreed);
     let pebble = c.ca(&CaName::new("pebble").unwrap()).unwrap();
     assert!(matches!(

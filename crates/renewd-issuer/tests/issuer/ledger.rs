@@ -2,11 +2,11 @@
 //! class, and rows for local steps.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use renewd_acme::{BoxError, BoxFuture, ChallengeAnswer, ChallengeSolver};
-use renewd_core::{FailureClass, OutcomeClass, Step, Urgency};
-use renewd_issuer::JobResult;
+use renewd_core::{FailureClass, OutcomeClass, RequestOutcome, Step, Urgency};
+use renewd_issuer::{Issuer, JobResult};
 use renewd_store::CircuitState;
 use renewd_testca::TestCa;
 
@@ -135,4 +135,57 @@ async fn a_local_failure_is_noted_never_blamed_on_the_ca_and_keeps_the_order() {
     );
     assert_eq!(lab.counts("a").orders_created, 1);
     assert_eq!(lab.issuer_of("www").as_deref(), Some("a"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outcome_hook_sees_every_row_as_it_is_appended() {
+    let lab = lab()
+        .ca("a", TestCa::builder())
+        .cert("www", &["a"])
+        .start()
+        .await;
+    let seen: Arc<Mutex<Vec<RequestOutcome>>> = Arc::default();
+    let mut parts = lab_parts(&lab);
+    let sink = seen.clone();
+    parts.options.on_outcome = Arc::new(move |row: &RequestOutcome| {
+        sink.lock().unwrap().push(row.clone());
+    });
+    let issuer = Issuer::new(parts).unwrap();
+    assert!(renew(&issuer, "www", Urgency::Normal).await.is_renewed());
+
+    // The ledger lists newest first; the hook saw them in the order they were appended.
+    let mut ledger = lab.ledger("a");
+    ledger.reverse();
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.len() > 5, "{seen:?}");
+    let key = |r: &RequestOutcome| (r.step, r.class, r.cert.clone(), r.order_url.clone());
+    assert_eq!(
+        seen.iter().map(key).collect::<Vec<_>>(),
+        ledger.iter().map(key).collect::<Vec<_>>()
+    );
+    assert!(seen.iter().any(|r| r.step == Step::Install));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_solvers_serve_the_next_attempts() {
+    let lab = lab()
+        .ca("a", TestCa::builder())
+        .cert("www", &["a"])
+        .cert("api", &["a"])
+        .start()
+        .await;
+    let issuer = lab.issuer_with(Arc::new(Unbindable));
+    let result = renew(&issuer, "www", Urgency::Normal).await;
+    assert!(
+        matches!(
+            result,
+            JobResult::Failed {
+                class: FailureClass::Local,
+                ..
+            }
+        ),
+        "{result:?}"
+    );
+    issuer.set_solvers(solvers(lab.solver.clone()));
+    assert!(renew(&issuer, "api", Urgency::Normal).await.is_renewed());
 }

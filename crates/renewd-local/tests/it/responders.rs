@@ -1,6 +1,7 @@
 //! The http-01 standalone responder over real sockets.
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 use std::time::Duration;
 
 use renewd_acme::ChallengeSolver;
@@ -257,4 +258,125 @@ async fn challenge_solvers_fail_at_start_when_an_address_is_taken() {
         matches!(err, Error::Bind { challenge: ChallengeType::TlsAlpn01, addr: a, .. } if a == addr),
         "{err:?}"
     );
+}
+
+/// A loopback address nothing listens on now (bound, then closed).
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn http01_config(listen: &[SocketAddr]) -> renewd_config::Config {
+    let list: Vec<String> = listen.iter().map(|a| format!("\"{a}\"")).collect();
+    config(&format!(
+        "[http01]\nlisten = [{}]\n\n[tls_alpn01]\nlisten = [\"127.0.0.1:0\"]\n",
+        list.join(", ")
+    ))
+}
+
+async fn serves(addr: SocketAddr) -> bool {
+    tokio::net::TcpStream::connect(addr).await.is_ok()
+}
+
+async fn wait_closed(addr: SocketAddr) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while serves(addr).await {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{addr} still listening"));
+}
+
+#[tokio::test]
+async fn reconfiguring_keeps_unchanged_responders_and_replaces_moved_ones() {
+    let shutdown = CancellationToken::new();
+    let (a, b) = (free_addr(), free_addr());
+    let mut solvers = renewd_local::ChallengeSolvers::start(&http01_config(&[a]), &shutdown)
+        .await
+        .unwrap();
+    let tls_before = solvers.listening()[1];
+    // An order under way holds the http-01 solver it took.
+    let held = solvers.solver(ChallengeType::Http01).unwrap();
+
+    // Unchanged addresses: the very same responders.
+    solvers
+        .reconfigure(&http01_config(&[a]), &shutdown)
+        .await
+        .unwrap();
+    assert!(Arc::ptr_eq(
+        &held,
+        &solvers.solver(ChallengeType::Http01).unwrap()
+    ));
+    assert_eq!(solvers.listening()[1], tls_before, "tls-alpn-01 untouched");
+
+    // Moved to b: a new responder there; the old one serves the held order until it lets go.
+    solvers
+        .reconfigure(&http01_config(&[b]), &shutdown)
+        .await
+        .unwrap();
+    assert_eq!(solvers.listening()[0], (ChallengeType::Http01, b));
+    assert_eq!(solvers.listening()[1], tls_before);
+    held.present(&http01_answer("tok-old", KEY_AUTH))
+        .await
+        .unwrap();
+    let old = http(a, "GET", "/.well-known/acme-challenge/tok-old").await;
+    assert_eq!(old.status, 200, "the held responder still answers");
+    assert!(serves(b).await);
+    drop(held);
+    wait_closed(a).await;
+
+    // Sharing an address with the running one (b → b + a): stopped first, then bound.
+    solvers
+        .reconfigure(&http01_config(&[b, a]), &shutdown)
+        .await
+        .unwrap();
+    let http01: Vec<SocketAddr> = solvers
+        .listening()
+        .into_iter()
+        .filter(|(t, _)| *t == ChallengeType::Http01)
+        .map(|(_, addr)| addr)
+        .collect();
+    assert_eq!(http01, [b, a]);
+    assert!(serves(a).await && serves(b).await);
+}
+
+#[tokio::test]
+async fn a_failed_reconfiguration_keeps_the_previous_responders_serving() {
+    let shutdown = CancellationToken::new();
+    let (a, b) = (free_addr(), free_addr());
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap();
+    let mut solvers = renewd_local::ChallengeSolvers::start(&http01_config(&[a]), &shutdown)
+        .await
+        .unwrap();
+
+    // Disjoint: the old one never stopped.
+    let err = solvers
+        .reconfigure(&http01_config(&[b, taken_addr]), &shutdown)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Bind { addr, .. } if addr == taken_addr),
+        "{err:?}"
+    );
+    assert_eq!(solvers.listening()[0], (ChallengeType::Http01, a));
+    wait_closed(b).await;
+
+    // Overlapping: stopped to make room, then started again on its old address.
+    let err = solvers
+        .reconfigure(&http01_config(&[a, taken_addr]), &shutdown)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Bind { .. }), "{err:?}");
+    assert_eq!(solvers.listening()[0], (ChallengeType::Http01, a));
+    let solver = solvers.solver(ChallengeType::Http01).unwrap();
+    solver
+        .present(&http01_answer("tok-2", KEY_AUTH))
+        .await
+        .unwrap();
+    let answer = http(a, "GET", "/.well-known/acme-challenge/tok-2").await;
+    assert_eq!(answer.status, 200);
 }

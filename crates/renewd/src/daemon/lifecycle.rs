@@ -5,9 +5,9 @@
 //! `select!`s on its token. Signals arrive as [`Control`] messages, so tests drive the
 //! lifecycle with a channel.
 //!
-//! The main loop beats the [`Heartbeat`] only while no engine is wired in (this build): the
-//! engine's scheduler loop takes that over when it exists, so the watchdog then follows the
-//! loop that does the work.
+//! With an engine (`renewd run` always has one) the engine's scheduler loop beats the
+//! [`Heartbeat`], so the watchdog follows the loop that does the work; the main loop beats
+//! it itself only when started without one (a lifecycle test, or a future tool).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,7 +47,8 @@ pub struct DaemonSetup {
     pub notifier: Arc<dyn Notifier>,
     /// The watchdog interval (`WATCHDOG_USEC`, for this process), if enabled.
     pub watchdog: Option<Duration>,
-    /// The renewal engine, once one is wired in; `None` in this build.
+    /// The renewal engine (`renewd run`: `engine::starter`); `None` runs the lifecycle
+    /// alone.
     pub start_engine: Option<StartEngineBox>,
 }
 
@@ -60,10 +61,10 @@ impl std::fmt::Debug for StartEngineBox {
     }
 }
 
-/// The STATUS= text while no engine is wired in.
+/// The STATUS= text of a lifecycle without an engine (and until the engine's first line).
 pub fn engineless_status(config: &Config) -> String {
     format!(
-        "renewal engine not wired in this build; {} and {} configured, nothing is renewed",
+        "no renewal engine; {} and {} configured, nothing is renewed",
         plural(config.certs.len(), "certificate"),
         plural(config.cas.len(), "CA"),
     )
@@ -149,7 +150,7 @@ pub async fn run_lifecycle(
             }
         }
         None => tracing::warn!(
-            "this build has no renewal engine wired in: renewd runs its lifecycle (systemd \
+            "started without a renewal engine: renewd runs its lifecycle (systemd \
              notifications, watchdog, reload, metrics) but renews nothing"
         ),
     }

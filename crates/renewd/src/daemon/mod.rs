@@ -67,8 +67,7 @@ pub fn run_daemon(config_path: &Path, log_format: Option<LogFormat>, verbose: u8
         log_format_fixed: log_format.is_some(),
         notifier,
         watchdog,
-        // The follow-up wires the renewal engine in here.
-        start_engine: None,
+        start_engine: Some(crate::engine::starter()),
     };
     let result = runtime.block_on(async {
         let (tx, rx) = mpsc::channel(8);

@@ -2,21 +2,26 @@
 //! what the state store remembers about it (back-off, failures, pending order, lease, ARI)
 //! and the health of its CAs.
 //!
-//! The state, first that applies (the scheduler's order): `renewing` — an order is in
-//! flight (a pending order is stored, or a live process holds the certificate's lease);
-//! `failing` — the last attempts failed; `missing` — nothing is installed; `due` — the due
-//! time has passed, or the installed set is unusable (unreadable, corrupt, no longer
-//! matching the config: the reason is shown); else `valid`.
+//! The due time and the next attempt are the scheduler's own rule
+//! ([`renewd_scheduler::decide`] on the same view of the store and the scan, with the CAs'
+//! circuits), so `status` says what the daemon will do. The state, first that applies (the
+//! scheduler's order): `renewing` — an order is in flight (a pending order is stored, or a
+//! live process holds the certificate's lease); `failing` — the last attempts failed;
+//! `missing` — nothing is installed; `due` — the due time has passed, or the installed set
+//! is unusable (unreadable, corrupt, no longer matching the config: the reason is shown);
+//! else `valid`.
 
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use renewd_config::{CertConfig, Config};
 use renewd_core::CaName;
+use renewd_scheduler::{Circuits, Decision};
 use renewd_store::{CaHealth, CertState, CircuitState, InstalledState, Mismatch, StatusSnapshot};
 
 use crate::check::plural;
-use crate::report::{CertStatus, Due, StatusRow, due_time};
+use crate::engine::plan;
+use crate::report::{CertStatus, StatusRow};
 
 /// One row per configured certificate, in config order. `scans[i]` is the inventory scan
 /// of `config.certs[i]`.
@@ -26,23 +31,27 @@ pub fn status_rows(
     scans: &[InstalledState],
     now: DateTime<Utc>,
 ) -> Vec<StatusRow> {
+    let circuits = Circuits::from_health(&snapshot.cas);
+    let states: std::collections::HashMap<&renewd_core::CertName, &CertState> =
+        snapshot.certs.iter().map(|s| (&s.cert, s)).collect();
     config
         .certs
         .iter()
         .zip(scans)
         .map(|(cert, scan)| {
-            let stored = snapshot.certs.iter().find(|s| s.cert == cert.name);
-            status_row(config, cert, scan, stored, snapshot, now)
+            let stored = states.get(&cert.name).copied();
+            let (_, decision) = plan::decision(config, cert, stored, Some(scan), &circuits, now);
+            status_row(cert, scan, stored, snapshot, &decision, now)
         })
         .collect()
 }
 
 fn status_row(
-    config: &Config,
     cert: &CertConfig,
     scan: &InstalledState,
     stored: Option<&CertState>,
     snapshot: &StatusSnapshot,
+    decision: &Decision,
     now: DateTime<Utc>,
 ) -> StatusRow {
     let facts = scan.facts();
@@ -51,21 +60,6 @@ fn status_row(
     let installed = stored
         .and_then(|s| s.installed.as_ref())
         .filter(|i| facts.is_some_and(|f| f.serial_hex() == i.serial));
-    let due = match scan {
-        InstalledState::Valid(f) => {
-            let ari = installed
-                .and(stored)
-                .filter(|_| config.renewal.ari)
-                .and_then(|s| Some((s.ari.window_start?, s.ari.window_end?)));
-            Some(due_time(
-                f.not_before(),
-                f.not_after(),
-                cert.renew_before,
-                ari,
-            ))
-        }
-        _ => None,
-    };
     let live_lease = snapshot
         .leases
         .iter()
@@ -73,6 +67,7 @@ fn status_row(
     let pending = stored.and_then(|s| s.pending.as_ref());
     let streak = stored.map_or(0, |s| s.failure_streak);
     let backoff = stored.and_then(|s| s.next_attempt);
+    let renewal = &decision.renewal;
 
     let state = if pending.is_some() || live_lease.is_some() {
         CertStatus::Renewing
@@ -80,15 +75,12 @@ fn status_row(
         CertStatus::Failing
     } else if matches!(scan, InstalledState::Missing) {
         CertStatus::Missing
-    } else if due.is_none_or(|d| d.at <= now) {
+    } else if renewal.due <= now {
         CertStatus::Due
     } else {
         CertStatus::Valid
     };
-
-    // Nothing usable installed: wanted now. The back-off, when later, decides.
-    let wanted = due.map_or(now, |d| d.at);
-    let next_attempt = Some(backoff.map_or(wanted, |b| b.max(wanted)));
+    let next_attempt = Some(renewal.at);
 
     let mut why = String::new();
     match state {
@@ -127,14 +119,17 @@ fn status_row(
                 }
             }
             sep(&mut why);
-            why.push_str(&installed_text(scan, due));
+            why.push_str(&installed_text(scan, decision));
         }
         CertStatus::Missing => why.push_str("no certificate installed"),
-        CertStatus::Due => why.push_str(&installed_text(scan, due)),
+        CertStatus::Due => why.push_str(&installed_text(scan, decision)),
         CertStatus::Valid => {
-            if let Some(d) = due {
-                let _ = write!(why, "renews {} ({})", short_time(d.at, now), d.basis);
-            }
+            let _ = write!(
+                why,
+                "renews {} ({})",
+                short_time(renewal.at, now),
+                renewal.basis
+            );
         }
     }
     if !matches!(state, CertStatus::Valid | CertStatus::Renewing)
@@ -160,9 +155,9 @@ fn status_row(
 }
 
 /// What is installed, as a reason: "due: 1/3 of lifetime left", "corrupt: …".
-fn installed_text(scan: &InstalledState, due: Option<Due>) -> String {
+fn installed_text(scan: &InstalledState, decision: &Decision) -> String {
     match scan {
-        InstalledState::Valid(_) => due.map_or_else(String::new, |d| format!("due: {}", d.basis)),
+        InstalledState::Valid(_) => format!("due: {}", decision.renewal.basis),
         InstalledState::Missing => "no certificate installed".into(),
         InstalledState::Unreadable { file, kind } => format!("{file} unreadable: {kind}"),
         InstalledState::Corrupt { file, reason } => format!("corrupt: {file} {reason}"),

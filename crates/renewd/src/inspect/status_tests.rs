@@ -117,7 +117,7 @@ fn renew_before_and_ari_set_the_due_time() {
         scan(&["www.example.com"], 70, 20, 7),
     );
     assert_eq!(r.state, CertStatus::Due);
-    assert_eq!(r.why, "due: renew_before 30d");
+    assert_eq!(r.why, "due: renew_before 30d before expiry");
 
     let mut st = stored("7");
     st.ari.window_start = Some(now() + TimeDelta::days(2));
@@ -129,9 +129,26 @@ fn renew_before_and_ari_set_the_due_time() {
         scan(&["www.example.com"], 10, 80, 7),
     );
     assert_eq!(r.state, CertStatus::Valid);
+    // The scheduler's point in the window, stable for this certificate and window.
+    let at = r.next_attempt.unwrap();
+    assert!(
+        at >= now() + TimeDelta::days(2) && at < now() + TimeDelta::days(4),
+        "{at}"
+    );
+    assert!(
+        r.why
+            .ends_with("(in the CA's ARI window 2023-11-16 22:13 UTC – 2023-11-18 22:13 UTC)"),
+        "{}",
+        r.why
+    );
     assert_eq!(
-        r.why,
-        "renews 2023-11-16 22:13 (ARI window 16 Nov 22:13 – 18 Nov 22:13 UTC)"
+        row(
+            &config(""),
+            &snapshot,
+            scan(&["www.example.com"], 10, 80, 7)
+        )
+        .next_attempt,
+        Some(at)
     );
     // ARI turned off: the lifetime rule.
     let off = config("[renewal]\nari = false\n");

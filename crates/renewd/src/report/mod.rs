@@ -1,19 +1,17 @@
 //! What `status`, `ledger` and `ca` print: typed rows in, a table or the JSON of
 //! `CONTRACT.md` out.
 //!
-//! The rows are plain data. The follow-up that wires the state store fills them from its
-//! records; these modules only decide how they read. Times are UTC: RFC 3339 in JSON, and
+//! The rows are plain data, filled by `inspect` from the state store's records; these
+//! modules only decide how they read. Times are UTC: RFC 3339 in JSON, and
 //! `YYYY-MM-DD HH:MM` with a distance from now in tables.
 
 mod ca;
-mod due;
 mod ledger;
 mod status;
 mod table;
 mod time;
 
 pub use ca::write_cas;
-pub use due::{Due, DueBasis, due_time};
 pub use ledger::write_ledger;
 pub use status::{CertStatus, StatusRow, write_status};
 

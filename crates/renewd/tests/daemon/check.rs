@@ -136,21 +136,3 @@ fn usage_errors_exit_2_with_nothing_on_stdout() {
         "{stderr}"
     );
 }
-
-#[test]
-fn renew_says_plainly_that_it_is_not_wired_yet() {
-    let example = examples().join("minimal-letsencrypt.toml");
-    let example = example.to_str().unwrap();
-    for args in [&["renew"][..], &["renew", "--cert", "www", "--force"]] {
-        let mut full = vec!["--config", example];
-        full.extend_from_slice(args);
-        let out = run(&full);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
-        assert!(out.stdout.is_empty(), "{args:?}");
-        let stderr = String::from_utf8(out.stderr).unwrap();
-        assert!(
-            stderr.contains("is not wired into this build yet"),
-            "{stderr}"
-        );
-    }
-}

@@ -33,15 +33,21 @@ pub fn run(args: &[&str]) -> Output {
     renewd().args(args).stdin(Stdio::null()).output().unwrap()
 }
 
-/// A temp directory holding a config file and the state directory it names.
+/// A temp directory holding a config file and the state directory it names, and the ports
+/// its configs use: two CAs nothing listens on (connections are refused) and the http-01
+/// responder's.
 pub struct Scene {
     pub dir: tempfile::TempDir,
+    pub ca_ports: [u16; 2],
+    pub http01_port: u16,
 }
 
 impl Scene {
     pub fn new() -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
+            ca_ports: [free_port(), free_port()],
+            http01_port: free_port(),
         }
     }
 
@@ -53,15 +59,18 @@ impl Scene {
         self.path("renewd.toml")
     }
 
-    /// Writes the config: `certs` certificates, and `extra` TOML appended.
+    /// Writes the config: `certs` certificates, and `extra` TOML appended. Its CAs refuse
+    /// connections, so the engine's renewals fail (and back off) without reaching anyone.
     pub fn write_config(&self, certs: usize, extra: &str) {
+        let [a, b] = self.ca_ports;
         let mut text = format!(
             "state_dir = \"{}\"\n\
              [daemon]\nshutdown_grace = \"2s\"\n\
-             [[ca]]\nname = \"testca\"\ndirectory = \"https://127.0.0.1:14000/dir\"\n\
-             [[ca]]\nname = \"backup\"\ndirectory = \"https://127.0.0.1:14001/dir\"\n\
-             [http01]\nlisten = [\"127.0.0.1:5002\"]\n",
-            self.path("state").display()
+             [[ca]]\nname = \"testca\"\ndirectory = \"https://127.0.0.1:{a}/dir\"\n\
+             [[ca]]\nname = \"backup\"\ndirectory = \"https://127.0.0.1:{b}/dir\"\n\
+             [http01]\nlisten = [\"127.0.0.1:{}\"]\n",
+            self.path("state").display(),
+            self.http01_port
         );
         for i in 0..certs {
             text.push_str(&format!(
@@ -99,23 +108,30 @@ pub struct NotifySocket {
 impl NotifySocket {
     /// The next message, or `None` when none arrives within `within`.
     pub fn recv(&mut self, within: Duration) -> Option<String> {
-        self.socket
-            .set_read_timeout(Some(within.max(Duration::from_millis(1))))
-            .unwrap();
+        let deadline = Instant::now() + within;
         let mut buf = vec![0u8; 4096];
-        match self.socket.recv(&mut buf) {
-            Ok(n) => {
-                let msg = String::from_utf8(buf[..n].to_vec()).unwrap();
-                self.seen.push(msg.clone());
-                Some(msg)
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.socket
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            match self.socket.recv(&mut buf) {
+                Ok(n) => {
+                    let msg = String::from_utf8(buf[..n].to_vec()).unwrap();
+                    self.seen.push(msg.clone());
+                    return Some(msg);
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    return None;
+                }
+                // A receive with a timeout is not restarted after a signal handler ran
+                // (tests that start peers with tokio::process have one for SIGCHLD).
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("notify socket: {e}"),
             }
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut =>
-            {
-                None
-            }
-            Err(e) => panic!("notify socket: {e}"),
         }
     }
 

@@ -152,7 +152,7 @@ fn a_reload_moves_the_endpoint_and_reports_refusals() {
         status.contains(&format!("cannot listen on 127.0.0.1:{taken}")),
         "{status}"
     );
-    assert!(status.contains("1 certificate and"), "{status}");
+    assert!(status.contains("1 certificate:"), "{status}");
     let (code, body) = http_get(second_addr, "/metrics").unwrap();
     assert_eq!(code, 200);
     let (samples, _) = parse(&body);

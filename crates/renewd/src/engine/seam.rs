@@ -15,9 +15,9 @@
 //! - [`Engine`]: what the daemon asks of a running engine: take a new, already validated
 //!   config on SIGHUP, and drain on SIGTERM.
 //!
-//! This build has no engine: `renewd run` passes `None` and the daemon's own main loop beats
-//! the heartbeat (see `daemon::lifecycle`). The follow-up that builds the scheduler and the
-//! issuer implements [`Engine`] and passes its starter instead.
+//! `renewd run` passes the real engine's starter (`engine::starter`); the lifecycle's own
+//! tests pass a test double. Without an engine (`None`) the daemon's main loop beats the
+//! heartbeat itself (see `daemon::lifecycle`).
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,0 +1,133 @@
+//! `renewd renew` without a daemon: the pass in this process.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use renewd_config::Config;
+use renewd_core::{CertName, RenewalJob, RenewalReason, SystemClock};
+use renewd_issuer::{Issuer, IssuerParts, event_channel};
+use renewd_local::ChallengeSolvers;
+use renewd_scheduler::{Circuits, urgency};
+use renewd_store::{CertState, CertStore, StateStore};
+use tokio_util::sync::CancellationToken;
+
+use super::Report;
+use crate::engine::outcome::{CertOutcome, RenewResult};
+use crate::engine::{LocalHost, issuer_options, plan, solver_map};
+use crate::selection::RenewSelection;
+
+/// Renews what `selection` picks, reporting each certificate.
+pub async fn run(
+    config: &Config,
+    selection: &RenewSelection,
+    cancel: &CancellationToken,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    refuse_foreign_state_dir(&config.state_dir)?;
+    let config = Arc::new(config.clone());
+    let (store, cert_store, inventory, snapshot) = {
+        let (config, names) = (config.clone(), selection.certs.clone());
+        tokio::task::spawn_blocking(move || {
+            let store = plan::open_store(&config).with_context(|| {
+                format!("opening the state store in {}", config.state_dir.display())
+            })?;
+            let snapshot = store.status_snapshot().context("reading the state store")?;
+            let cert_store = CertStore::new(&config.state_dir);
+            let inventory = plan::scan(&cert_store, plan::certs_named(&config, &names));
+            anyhow::Ok((store, cert_store, inventory, snapshot))
+        })
+        .await
+        .context("opening the store")??
+    };
+    let circuits = Circuits::from_health(&snapshot.cas);
+    let policy = plan::schedule_policy(&config);
+    let now = Utc::now();
+    let states: HashMap<&CertName, &CertState> =
+        snapshot.certs.iter().map(|s| (&s.cert, s)).collect();
+    let mut jobs = Vec::new();
+    for cert in plan::certs_named(&config, &selection.certs) {
+        let state = states.get(&cert.name).copied();
+        let (view, decision) = plan::decision(
+            &config,
+            cert,
+            state,
+            inventory.get(&cert.name),
+            &circuits,
+            now,
+        );
+        let job = |reason, urgency| RenewalJob {
+            cert: cert.name.clone(),
+            reason,
+            urgency,
+            only_ca: selection.only_ca.clone(),
+        };
+        if selection.force {
+            let u = urgency(view.installed.as_ref(), view.problem, &policy, now);
+            jobs.push(job(RenewalReason::Forced, u));
+        } else if decision.renewal.at <= now {
+            jobs.push(job(decision.renewal.reason, decision.renewal.urgency));
+        } else {
+            report.outcome(&CertOutcome {
+                cert: cert.name.clone(),
+                result: RenewResult::NotDue {
+                    next_renewal: decision.renewal.at,
+                },
+            });
+        }
+    }
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<CertName> = jobs.iter().map(|j| j.cert.clone()).collect();
+    tracing::info!(certs = ?names, "renewing");
+
+    let stop = CancellationToken::new();
+    let _stop_responders = stop.clone().drop_guard();
+    let solvers = ChallengeSolvers::start(&config, &stop)
+        .await
+        .context("starting the challenge responders (is a daemon holding their ports?)")?;
+    let store: Arc<dyn StateStore> = Arc::new(store);
+    let (events, _) = event_channel(64);
+    let issuer = Issuer::new(IssuerParts {
+        config: (*config).clone(),
+        store,
+        cert_store,
+        clock: Arc::new(SystemClock),
+        solvers: solver_map(&solvers),
+        host_actions: Arc::new(LocalHost::default()),
+        events,
+        options: issuer_options(None),
+    })
+    .context("setting up the CAs")?;
+    for (cert, result) in issuer.run_once(jobs, cancel.clone()).await {
+        report.outcome(&CertOutcome {
+            cert,
+            result: RenewResult::of_job(result),
+        });
+    }
+    Ok(())
+}
+
+/// Root running the pass on a state directory that belongs to the daemon's user would leave
+/// root-owned database and certificate files the daemon can no longer write: refused, with
+/// the command that works.
+fn refuse_foreign_state_dir(state_dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let owner = match std::fs::metadata(state_dir) {
+        Ok(m) => m.uid(),
+        // Not created yet: this pass creates it, as this user.
+        Err(_) => return Ok(()),
+    };
+    if me == Some(0) && owner != 0 {
+        anyhow::bail!(
+            "no daemon is running, and {} belongs to uid {owner}: run the pass as that user \
+             (e.g. runuser -u renewd -- renewd renew …) so the files it writes stay the \
+             daemon's",
+            state_dir.display()
+        );
+    }
+    Ok(())
+}
