@@ -209,7 +209,26 @@ fn class_of_problem(problem: Option<&Problem>, retry_after: Option<DateTime<Utc>
     }
 }
 
+/// The class of an invalid order's `error`. The order itself is dead whatever the error
+/// says ([`Error::order_is_dead`]); the class says what the failure tells about the CA: a
+/// `serverInternal` (or a `badNonce`, which makes no sense as an order's fate) is the CA
+/// failing, so it counts against its health and allows failover like a 5xx; a
+/// `rateLimited` is a rate limit (without a `Retry-After`); anything else is a refusal.
+fn class_of_order_error(problem: Option<&Problem>) -> FailureClass {
+    match problem.and_then(Problem::short_type) {
+        Some("serverInternal" | "badNonce") => FailureClass::CaUnavailable,
+        _ => class_of_problem(problem, None),
+    }
+}
+
 impl Error {
+    /// Whether the order the failed request belonged to can never complete, on the CA's
+    /// own evidence: the order is `invalid`. The caller drops its saved order then (and only
+    /// then); every other failure leaves an order that may still complete.
+    pub fn order_is_dead(&self) -> bool {
+        matches!(self, Error::OrderInvalid { .. })
+    }
+
     /// The failure class (DESIGN.md's table): 5xx, timeouts, connection and TLS failures and
     /// unusable success answers are `CaUnavailable`; 429 and `rateLimited` are
     /// `RateLimited`; a `badNonce` that persisted is `BadNonce`; other refusals are
@@ -243,7 +262,8 @@ impl Error {
             Error::Transport { .. } | Error::InvalidResponse { .. } | Error::Deadline { .. } => {
                 FailureClass::CaUnavailable
             }
-            Error::OrderInvalid { problem, .. } | Error::AuthorizationFailed { problem, .. } => {
+            Error::OrderInvalid { problem, .. } => class_of_order_error(problem.as_deref()),
+            Error::AuthorizationFailed { problem, .. } => {
                 class_of_problem(problem.as_deref(), None)
             }
             Error::ChallengeNotOffered { .. } | Error::Unsupported { .. } => {
@@ -450,6 +470,40 @@ mod tests {
         for (err, want) in cases {
             assert_eq!(err.class(), want, "{err}");
         }
+    }
+
+    fn invalid_order(problem_type: Option<&str>) -> Error {
+        Error::OrderInvalid {
+            step: Step::PollOrder,
+            url: "https://ca/order/1".into(),
+            problem: problem_type.map(|t| {
+                Box::new(Problem {
+                    problem_type: Some(acme(t)),
+                    detail: Some("detail".into()),
+                    ..Problem::default()
+                })
+            }),
+        }
+    }
+
+    #[test]
+    fn an_invalid_order_is_dead_whatever_its_error_and_its_class_follows_the_error() {
+        use FailureClass::*;
+        let cases = [
+            (None, Rejected { ca_specific: false }),
+            (Some("serverInternal"), CaUnavailable),
+            (Some("badNonce"), CaUnavailable),
+            (Some("rateLimited"), RateLimited { retry_after: None }),
+            (Some("caa"), Rejected { ca_specific: true }),
+            (Some("unauthorized"), Rejected { ca_specific: false }),
+        ];
+        for (error, class) in cases {
+            let e = invalid_order(error);
+            assert!(e.order_is_dead(), "{e}");
+            assert_eq!(e.class(), class, "{e}");
+        }
+        // Failures that leave the order alive.
+        assert!(!status(504, None).order_is_dead());
     }
 
     #[test]

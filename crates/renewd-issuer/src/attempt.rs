@@ -216,12 +216,12 @@ async fn attempt_with_permit(run: &Run<'_>, rt: &Arc<CaRuntime>, access: &Access
                 problem_type = e.problem_type(), class = %setback.class,
                 "order failed: {}", setback.message);
             if let Some(order_url) = sink.order_url()
-                && !setback.class.is_transient()
+                && (e.order_is_dead() || !setback.class.is_transient())
                 && let Ok(Some(p)) = run.stored_pending()
                 && p.order_url == order_url
             {
-                // The order can no longer complete (invalid, refused): the next attempt
-                // starts a new one.
+                // The order can no longer complete (invalid, whatever its error says;
+                // refused): the next attempt starts a new one.
                 run.abandon(
                     &p,
                     &format!("it cannot complete: {}", one_line(&setback.message)),

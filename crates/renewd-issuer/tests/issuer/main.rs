@@ -9,6 +9,7 @@ mod support;
 mod ari;
 mod breaker;
 mod concurrency;
+mod dead_orders;
 mod failover;
 mod hooks;
 mod ledger;
