@@ -209,6 +209,15 @@ fn class_of_problem(problem: Option<&Problem>, retry_after: Option<DateTime<Utc>
     }
 }
 
+/// The requests about an order that exists (and is saved by the caller): its
+/// authorizations and challenges, finalize, the order itself and its certificate.
+fn acts_on_a_saved_order(step: Step) -> bool {
+    matches!(
+        step,
+        Step::Authorization | Step::Challenge | Step::Finalize | Step::PollOrder | Step::Download
+    )
+}
+
 /// The class of an invalid order's `error`. The order itself is dead whatever the error
 /// says ([`Error::order_is_dead`]); the class says what the failure tells about the CA: a
 /// `serverInternal` (or a `badNonce`, which makes no sense as an order's fate) is the CA
@@ -223,10 +232,36 @@ fn class_of_order_error(problem: Option<&Problem>) -> FailureClass {
 
 impl Error {
     /// Whether the order the failed request belonged to can never complete, on the CA's
-    /// own evidence: the order is `invalid`. The caller drops its saved order then (and only
-    /// then); every other failure leaves an order that may still complete.
+    /// own evidence (an ACME answer, never a gateway's page): the order is `invalid`; an
+    /// authorization of it failed (which makes it invalid, RFC 8555 §7.1.6) or offers no
+    /// challenge of the wanted type; the CA answered the order's own URL with a problem
+    /// document saying the order (404, `malformed`) or the account (`accountDoesNotExist`,
+    /// `unauthorized`) does not exist for us; or it refused the order's CSR (`badCSR`: the
+    /// CSR is fixed with the order). The caller drops its saved order then, and only then:
+    /// every other failure leaves an order that may still complete.
     pub fn order_is_dead(&self) -> bool {
-        matches!(self, Error::OrderInvalid { .. })
+        match self {
+            Error::OrderInvalid { .. }
+            | Error::AuthorizationFailed { .. }
+            | Error::ChallengeNotOffered { .. } => true,
+            Error::Status {
+                step: Step::PollOrder,
+                status,
+                problem: Some(problem),
+                ..
+            } => {
+                problem.short_type().is_some()
+                    && (*status == 404
+                        || ["malformed", "accountDoesNotExist", "unauthorized"]
+                            .iter()
+                            .any(|name| problem.is(name)))
+            }
+            Error::Status {
+                step: Step::Finalize,
+                ..
+            } => self.is_problem("badCSR"),
+            _ => false,
+        }
     }
 
     /// The failure class (DESIGN.md's table): 5xx, timeouts, connection and TLS failures and
@@ -236,6 +271,7 @@ impl Error {
     pub fn class(&self) -> FailureClass {
         match self {
             Error::Status {
+                step,
                 status,
                 problem,
                 retry_after,
@@ -250,12 +286,16 @@ impl Error {
                     }
                 } else if problem.and_then(Problem::short_type).is_some() {
                     class_of_problem(problem, *retry_after)
-                } else if *status == 408 {
-                    // Request Timeout without a problem: the CA (or a proxy) gave up.
+                } else if *status == 408 || acts_on_a_saved_order(*step) {
+                    // Request Timeout without a problem: the CA (or a proxy) gave up. And a
+                    // 4xx without a problem document about an order that exists (a
+                    // gateway's or firewall's 404/403 page) is no word from the CA on the
+                    // order: a passing failure in front of it.
                     FailureClass::CaUnavailable
                 } else {
-                    // A 4xx without a problem document is not an ACME answer (a proxy, a
-                    // wrong URL): something about this CA, not about the request.
+                    // A 4xx without a problem document before any order exists is not an
+                    // ACME answer (a proxy, a wrong directory URL): something about this
+                    // CA, not about the request.
                     FailureClass::Rejected { ca_specific: true }
                 }
             }
@@ -421,7 +461,8 @@ mod tests {
             (status(400, Some(&acme("badCSR"))), not_specific),
             (status(400, Some(&acme("malformed"))), not_specific),
             (status(400, Some("about:blank")), not_specific),
-            (status(404, None), ca_specific),
+            (status(404, None), CaUnavailable),
+            (status(403, None), CaUnavailable),
             (status(408, None), CaUnavailable),
             (
                 Error::Transport {
@@ -504,6 +545,64 @@ mod tests {
         }
         // Failures that leave the order alive.
         assert!(!status(504, None).order_is_dead());
+    }
+
+    fn at(step: Step, code: u16, problem_type: Option<&str>) -> Error {
+        let mut e = status(code, problem_type.map(acme).as_deref());
+        if let Error::Status { step: s, .. } = &mut e {
+            *s = step;
+        }
+        e
+    }
+
+    #[test]
+    fn a_4xx_page_without_a_problem_is_a_passing_failure_once_the_order_exists() {
+        for step in [
+            Step::Authorization,
+            Step::Challenge,
+            Step::Finalize,
+            Step::PollOrder,
+            Step::Download,
+        ] {
+            for code in [403, 404, 410] {
+                let e = at(step, code, None);
+                assert_eq!(e.class(), FailureClass::CaUnavailable, "{e}");
+                assert!(!e.order_is_dead(), "{e}");
+            }
+        }
+        // Before an order exists it says something about this CA.
+        for step in [Step::NewOrder, Step::Account, Step::Directory] {
+            assert_eq!(
+                at(step, 404, None).class(),
+                FailureClass::Rejected { ca_specific: true }
+            );
+        }
+    }
+
+    #[test]
+    fn only_acme_evidence_kills_a_saved_order() {
+        let dead = [
+            at(Step::PollOrder, 404, Some("malformed")),
+            at(Step::PollOrder, 400, Some("malformed")),
+            at(Step::PollOrder, 400, Some("accountDoesNotExist")),
+            at(Step::PollOrder, 403, Some("unauthorized")),
+            at(Step::Finalize, 400, Some("badCSR")),
+        ];
+        for e in dead {
+            assert!(e.order_is_dead(), "{e}");
+        }
+        let alive = [
+            at(Step::PollOrder, 404, None),
+            at(Step::PollOrder, 500, Some("serverInternal")),
+            at(Step::PollOrder, 429, Some("rateLimited")),
+            at(Step::Finalize, 403, Some("orderNotReady")),
+            at(Step::Finalize, 404, Some("malformed")),
+            at(Step::Download, 404, Some("malformed")),
+            at(Step::Finalize, 504, None),
+        ];
+        for e in alive {
+            assert!(!e.order_is_dead(), "{e}");
+        }
     }
 
     #[test]

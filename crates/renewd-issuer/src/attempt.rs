@@ -2,8 +2,8 @@
 //! half-open trial and for critical jobs at open circuits), the account, then the order —
 //! resuming the stored pending order when it lives at this CA, else abandoning any pending
 //! order elsewhere and creating a new one. The verdict goes to the CA's circuit; a rate
-//! limit blocks the CA; a pending order that can no longer complete is cleared, one that
-//! still can is kept for the next attempt.
+//! limit blocks the CA; a pending order the CA says can no longer complete is cleared
+//! (`renewd_acme::Error::order_is_dead`), any other is kept for the next attempt.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -216,12 +216,14 @@ async fn attempt_with_permit(run: &Run<'_>, rt: &Arc<CaRuntime>, access: &Access
                 problem_type = e.problem_type(), class = %setback.class,
                 "order failed: {}", setback.message);
             if let Some(order_url) = sink.order_url()
-                && (e.order_is_dead() || !setback.class.is_transient())
+                && e.order_is_dead()
                 && let Ok(Some(p)) = run.stored_pending()
                 && p.order_url == order_url
             {
-                // The order can no longer complete (invalid, whatever its error says;
-                // refused): the next attempt starts a new one.
+                // The CA says the order can no longer complete (it is invalid, whatever
+                // its error; it or its account is gone): the next attempt starts a new
+                // one. Nothing else drops a saved order — a gateway's 404 page after a
+                // finalize that issued must not cost the certificate.
                 run.abandon(
                     &p,
                     &format!("it cannot complete: {}", one_line(&setback.message)),

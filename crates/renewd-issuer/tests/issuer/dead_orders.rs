@@ -71,3 +71,82 @@ async fn an_order_invalid_with_server_internal_counts_against_the_ca_and_fails_o
     assert_eq!(abandoned_notes(&lab, "a"), 1);
     assert_eq!(lab.state("www").pending, None);
 }
+
+/// Finalize answers 504 after the CA issued; then `endpoint` answers a gateway's 404 page
+/// once. The certificate is the one A issued: the order is neither dropped nor replaced.
+async fn a_gateway_404_after_issuance_keeps_the_order(endpoint: Endpoint) {
+    let a = TestCa::builder().fault_plan(
+        FaultPlan::new()
+            .rule(
+                Endpoint::Finalize,
+                Fault::status(504).html().after_processing().times(1),
+            )
+            .rule(endpoint, Fault::status(404).html().times(1)),
+    );
+    let lab = lab()
+        .ca("a", a)
+        .ca("b", TestCa::builder())
+        .cert("www", &["a", "b"])
+        .start()
+        .await;
+    let result = renew(&lab.issuer(), "www", Urgency::Normal).await;
+    assert!(result.is_renewed(), "{result:?}");
+    assert_eq!(lab.issuer_of("www").as_deref(), Some("a"));
+    let a = lab.counts("a");
+    assert_eq!(a.faulted(endpoint), 1, "the 404 page was served");
+    assert_eq!((a.orders_created, a.certificates_issued), (1, 1));
+    assert_eq!(lab.counts("b").orders_created, 0, "no failover, no waste");
+    assert_eq!(abandoned_notes(&lab, "a"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_404_page_on_the_order_after_a_504_finalize_keeps_the_issued_certificate() {
+    a_gateway_404_after_issuance_keeps_the_order(Endpoint::Order).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_404_page_on_the_download_after_a_504_finalize_keeps_the_issued_certificate() {
+    a_gateway_404_after_issuance_keeps_the_order(Endpoint::Certificate).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_404_page_that_outlasts_the_attempt_keeps_the_order_for_the_next() {
+    // The order fetch answers a WAF's 403 page until the attempt's deadline: the attempt
+    // fails ca_unavailable (counted against A), the order stays saved, no failover at
+    // normal urgency, and the next attempt finishes it.
+    let a = TestCa::builder().fault_plan(
+        FaultPlan::new()
+            .rule(
+                Endpoint::Finalize,
+                Fault::status(504).html().after_processing().times(1),
+            )
+            .rule(Endpoint::Order, Fault::status(403).html()),
+    );
+    let lab = lab()
+        .ca("a", a)
+        .ca("b", TestCa::builder())
+        .cert("www", &["a", "b"])
+        .start()
+        .await;
+    let issuer = lab.issuer();
+    let result = renew(&issuer, "www", Urgency::Normal).await;
+    assert!(
+        matches!(
+            result,
+            JobResult::Failed {
+                class: FailureClass::CaUnavailable,
+                ..
+            }
+        ),
+        "{result:?}"
+    );
+    assert!(lab.state("www").pending.is_some(), "the order is kept");
+    assert_eq!(lab.health("a").consecutive_failures, 1);
+    assert_eq!(lab.counts("b").orders_created, 0);
+    lab.testca("a").set_fault_plan(FaultPlan::new()).unwrap();
+    lab.clock.advance(TimeDelta::hours(2));
+    let result = renew(&issuer, "www", Urgency::Normal).await;
+    assert!(result.is_renewed(), "{result:?}");
+    let a = lab.counts("a");
+    assert_eq!((a.orders_created, a.certificates_issued), (1, 1));
+}
