@@ -89,9 +89,13 @@ pub(crate) async fn complete(
                 }
             }
             OrderStatus::Ready => match account.finalize(url, &current.body.finalize, csr).await {
-                Ok(order) if order.body.status == OrderStatus::Ready => {
-                    // Accepted, yet not acted on: the CA lags. Wait as for any state
-                    // before asking again, or finalize would be resent in a hot loop.
+                Ok(order)
+                    if matches!(order.body.status, OrderStatus::Ready | OrderStatus::Pending) =>
+                {
+                    // Accepted, yet not acted on (or the order went back to `pending`): the
+                    // CA lags. Wait as for any state before asking again, or finalize would
+                    // be resent in a hot loop (a `pending` answer handled at once would
+                    // solve nothing, find the order `ready` and finalize again).
                     hint = order.retry_after;
                     last_error = None;
                 }
