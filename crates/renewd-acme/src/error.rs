@@ -126,6 +126,16 @@ pub enum Error {
         /// How long was waited.
         waited: Duration,
     },
+    /// Finalize was sent as often as one attempt may ([`crate::PollPolicy::max_finalizes`])
+    /// and the order did not move on (the CA kept failing, or kept answering with an order
+    /// still `ready`). The order may still complete: resume it after a back-off.
+    #[error("finalize: {url}: sent {sent} times without the order moving on")]
+    FinalizeUnanswered {
+        /// The order URL.
+        url: String,
+        /// How many finalize requests were sent.
+        sent: u32,
+    },
     /// A key, CSR or certificate could not be made or read locally. Retrying cannot help.
     #[error("{step}: {what}: {detail}")]
     Key {
@@ -299,9 +309,10 @@ impl Error {
                     FailureClass::Rejected { ca_specific: true }
                 }
             }
-            Error::Transport { .. } | Error::InvalidResponse { .. } | Error::Deadline { .. } => {
-                FailureClass::CaUnavailable
-            }
+            Error::Transport { .. }
+            | Error::InvalidResponse { .. }
+            | Error::Deadline { .. }
+            | Error::FinalizeUnanswered { .. } => FailureClass::CaUnavailable,
             Error::OrderInvalid { problem, .. } => class_of_order_error(problem.as_deref()),
             Error::AuthorizationFailed { problem, .. } => {
                 class_of_problem(problem.as_deref(), None)
@@ -332,6 +343,7 @@ impl Error {
             Error::AuthorizationFailed { .. } | Error::ChallengeNotOffered { .. } => {
                 Step::Authorization
             }
+            Error::FinalizeUnanswered { .. } => Step::Finalize,
         }
     }
 
@@ -345,7 +357,8 @@ impl Error {
             | Error::AuthorizationFailed { url, .. }
             | Error::ChallengeNotOffered { url, .. }
             | Error::Unsupported { url, .. }
-            | Error::Deadline { url, .. } => Some(url),
+            | Error::Deadline { url, .. }
+            | Error::FinalizeUnanswered { url, .. } => Some(url),
             _ => None,
         }
     }
