@@ -274,6 +274,21 @@ impl Error {
         }
     }
 
+    /// Whether the CA says the account behind the request does not exist
+    /// (`accountDoesNotExist`, at any request) or may not act (`unauthorized` at newOrder
+    /// or an account request: deactivated, or an external account binding refused). A
+    /// cached account is then stale: set it up again (find it by its key, or create it).
+    pub fn account_unusable(&self) -> bool {
+        match self {
+            Error::Status { step, .. } => {
+                self.is_problem("accountDoesNotExist")
+                    || (self.is_problem("unauthorized")
+                        && matches!(step, Step::NewOrder | Step::Account))
+            }
+            _ => false,
+        }
+    }
+
     /// The failure class (DESIGN.md's table): 5xx, timeouts, connection and TLS failures and
     /// unusable success answers are `CaUnavailable`; 429 and `rateLimited` are
     /// `RateLimited`; a `badNonce` that persisted is `BadNonce`; other refusals are
@@ -294,6 +309,12 @@ impl Error {
                     FailureClass::RateLimited {
                         retry_after: *retry_after,
                     }
+                } else if problem.is_some_and(|p| p.is("unauthorized"))
+                    && matches!(step, Step::NewOrder | Step::Account)
+                {
+                    // Our account may not act at this CA (deactivated, or the CA refused
+                    // our EAB binding): about the account at this CA, not about the names.
+                    FailureClass::Rejected { ca_specific: true }
                 } else if problem.and_then(Problem::short_type).is_some() {
                     class_of_problem(problem, *retry_after)
                 } else if *status == 408 || acts_on_a_saved_order(*step) {
@@ -466,6 +487,16 @@ mod tests {
             (status(403, Some(&acme("userActionRequired"))), ca_specific),
             (status(409, Some(&acme("alreadyReplaced"))), ca_specific),
             (status(403, Some(&acme("unauthorized"))), not_specific),
+            (at(Step::NewOrder, 403, Some("unauthorized")), ca_specific),
+            (at(Step::Account, 403, Some("unauthorized")), ca_specific),
+            (
+                at(Step::Authorization, 403, Some("unauthorized")),
+                not_specific,
+            ),
+            (
+                at(Step::NewOrder, 400, Some("accountDoesNotExist")),
+                ca_specific,
+            ),
             (status(400, Some(&acme("connection"))), not_specific),
             (status(400, Some(&acme("dns"))), not_specific),
             (status(403, Some(&acme("incorrectResponse"))), not_specific),
@@ -590,6 +621,17 @@ mod tests {
                 FailureClass::Rejected { ca_specific: true }
             );
         }
+    }
+
+    #[test]
+    fn an_account_the_ca_does_not_know_or_refuses_is_unusable() {
+        assert!(at(Step::NewOrder, 400, Some("accountDoesNotExist")).account_unusable());
+        assert!(at(Step::PollOrder, 400, Some("accountDoesNotExist")).account_unusable());
+        assert!(at(Step::NewOrder, 403, Some("unauthorized")).account_unusable());
+        assert!(at(Step::Account, 403, Some("unauthorized")).account_unusable());
+        assert!(!at(Step::Authorization, 403, Some("unauthorized")).account_unusable());
+        assert!(!at(Step::NewOrder, 400, Some("malformed")).account_unusable());
+        assert!(!at(Step::NewOrder, 503, None).account_unusable());
     }
 
     #[test]

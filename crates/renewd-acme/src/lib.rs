@@ -18,7 +18,7 @@
 //! - `jws`: [`AccountKey`] (ES256, PKCS#8 PEM files mode 0600), flattened JWS, RFC 7638
 //!   thumbprints, [`ExternalAccountKey`] (EAB, HS256).
 //! - `account`: [`AcmeClient::new_account`], [`AcmeClient::find_account`],
-//!   [`Account::update_contact`], [`Account::key_rollover`].
+//!   [`Account::update_contact`], [`Account::key_rollover`], [`Account::deactivate`].
 //! - `order`: [`Account::new_order`] (identifiers, `profile`, `replaces`), authorizations,
 //!   challenges, [`Account::finalize`], polling that honours `Retry-After` (clamped) and
 //!   otherwise starts short and backs off ([`PollPolicy`]).

@@ -1,12 +1,15 @@
 //! The account at each CA: its key is `STATE/accounts/CA/account.key` (mode 0600, generated
 //! once), its URL and contact are an [`AccountRecord`] in the store. On first use in a
 //! process the account is found by its key or created (with the config's EAB and terms
-//! agreement), and its contact updated when the config's changed. Every request is a ledger
-//! row (step `account`); local failures are noted with that step too.
+//! agreement), and its contact updated when the config's changed. When the CA later says
+//! the account does not exist or may not act, it is forgotten ([`forget`]) and the next
+//! attempt finds or creates it again. Every request is a ledger row (step `account`);
+//! local failures are noted with that step too.
 
 use std::fs::DirBuilder;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -44,6 +47,7 @@ pub(crate) async fn account(
         Ok(account) => {
             tracing::info!(ca = %rt.name(), account_url = account.url(), "account ready");
             *cached = Some(account.clone());
+            rt.account_doubted.store(false, Ordering::SeqCst);
         }
         Err(setback) if setback.class == renewd_core::FailureClass::Local => ledger.note(Note {
             step: Step::Account,
@@ -55,6 +59,18 @@ pub(crate) async fn account(
         Err(_) => {}
     }
     result
+}
+
+/// Forgets the account of `rt`'s CA after the CA said it does not exist or may not act
+/// ([`renewd_acme::Error::account_unusable`]): the next attempt looks its key up again, or
+/// creates the account, instead of reusing the stored URL — no restart needed.
+pub(crate) async fn forget(rt: &CaRuntime, why: &str) {
+    rt.account_doubted.store(true, Ordering::SeqCst);
+    let mut cached = rt.account.lock().await;
+    if let Some(account) = cached.take() {
+        tracing::warn!(ca = %rt.name(), account_url = account.url(),
+            "the CA refused the account ({why}); it is looked up again before the next order");
+    }
 }
 
 async fn set_up(
@@ -72,27 +88,35 @@ async fn set_up(
     let record = store
         .account(ca)
         .map_err(|e| Setback::local(Step::Account, format!("reading the account record: {e}")))?
-        .filter(|r| r.key_path == path && !r.url.is_empty() && !new_key);
+        .filter(|r| r.key_path == path && !r.url.is_empty() && !new_key)
+        .filter(|_| !rt.account_doubted.load(Ordering::SeqCst));
     if let Some(record) = record {
         ledger.set_account(&record.url);
-        let account = client.account(key, record.url.clone());
-        if record.contact != config.contact {
-            match account.update_contact(&config.contact).await {
-                Ok(_) => {
-                    let updated = AccountRecord {
-                        contact: config.contact.clone(),
-                        ..record
-                    };
-                    if let Err(e) = store.put_account(&updated) {
-                        tracing::warn!(ca = %ca, error = %e, "could not store the new contact");
-                    }
+        let account = client.account(key.clone(), record.url.clone());
+        if record.contact == config.contact {
+            return Ok(account);
+        }
+        match account.update_contact(&config.contact).await {
+            Ok(_) => {
+                let updated = AccountRecord {
+                    contact: config.contact.clone(),
+                    ..record
+                };
+                if let Err(e) = store.put_account(&updated) {
+                    tracing::warn!(ca = %ca, error = %e, "could not store the new contact");
                 }
-                // The account still works; the next start tries again.
-                Err(e) => tracing::warn!(ca = %ca, step = "account", class = %e.class(),
-                    error = %e, "could not update the account's contact"),
+                return Ok(account);
+            }
+            // The CA does not know the account any more: look the key up below.
+            Err(e) if e.account_unusable() => tracing::warn!(ca = %ca, step = "account",
+                error = %e, "the stored account is refused; looking its key up again"),
+            // The account still works; the next start tries again.
+            Err(e) => {
+                tracing::warn!(ca = %ca, step = "account", class = %e.class(),
+                    error = %e, "could not update the account's contact");
+                return Ok(account);
             }
         }
-        return Ok(account);
     }
     // A key the CA may know (the record was lost): look it up before creating.
     let found = if new_key {

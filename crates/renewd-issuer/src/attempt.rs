@@ -202,6 +202,9 @@ async fn attempt_with_permit(run: &Run<'_>, rt: &Arc<CaRuntime>, access: &Access
         }
         Err(e) => {
             let setback = Setback::from(&e);
+            if e.account_unusable() {
+                account::forget(rt, &one_line(&e.to_string())).await;
+            }
             if setback.class == FailureClass::Local {
                 // Not a request: the ledger has no row for it yet.
                 note_local(

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod accounts;
 mod ari;
 mod breaker;
 mod concurrency;
