@@ -1,5 +1,6 @@
 //! One renewal ([`Work::Renew`](renewd_core::Work)): claim the certificate (in-process set and
-//! the store's lease), resume a pending order first, choose the CAs by urgency, try them in
+//! the store's lease), stop if another process renewed it since the job was dispatched
+//! (unless forced), resume a pending order first, choose the CAs by urgency, try them in
 //! turn under the failure policy, then install or record the failure. Every outcome is in
 //! the store before the job returns.
 
@@ -7,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use renewd_config::{CertConfig, Config};
-use renewd_core::{CaName, FailureClass, OutcomeClass, RenewalJob, Step, Urgency};
+use renewd_core::{CaName, FailureClass, OutcomeClass, RenewalJob, RenewalReason, Step, Urgency};
 use renewd_store::{CertState, CircuitState, PendingKeys, PendingOrder};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -161,6 +162,19 @@ impl Run<'_> {
                 return crate::failure::record(self, &s, None).await;
             }
         };
+        // The job may have waited for a worker while another process renewed the
+        // certificate (and released the lease): then there is nothing left to do.
+        let installed_serial = state.installed.as_ref().map(|i| i.serial.as_str());
+        if job.reason != RenewalReason::Forced
+            && job.seen_installed.replaced_by(installed_serial)
+            && let Some(serial) = installed_serial
+        {
+            tracing::info!(cert_name = %self.cert.name, serial,
+                "renewed by another process since this job was dispatched; nothing to do");
+            return JobResult::AlreadyRenewed {
+                serial: serial.to_string(),
+            };
+        }
         if job.urgency == Urgency::Critical {
             let not_after = state.installed.as_ref().map(|i| i.not_after);
             tracing::error!(cert_name = %self.cert.name, urgency = "critical",

@@ -90,6 +90,13 @@ pub enum JobResult {
     },
     /// Another job (this process or another) holds the certificate; nothing was done.
     Busy,
+    /// Another process installed a new certificate after this job was dispatched (the
+    /// installed serial differs from [`RenewalJob::seen_installed`]); nothing was done and
+    /// nothing is recorded as a failure.
+    AlreadyRenewed {
+        /// The serial installed now.
+        serial: String,
+    },
     /// Shutdown stopped the job at a persisted point; nothing was recorded as a failure.
     Interrupted,
     /// The certificate is not in the config (any more).

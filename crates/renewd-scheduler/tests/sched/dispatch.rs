@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use renewd_core::{Backoff, RenewalReason, Urgency, Work};
+use renewd_core::{Backoff, RenewalReason, SeenInstalled, Urgency, Work};
 use renewd_scheduler::{CertStatus, SchedulerCommand};
 use renewd_store::StateStore;
 
@@ -26,6 +26,29 @@ async fn dispatches_at_the_due_time_to_the_millisecond() {
     let second = job(s.next().await);
     assert_eq!(second.cert, name("a"));
     assert_eq!(w.now(), due_a);
+    s.stop().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_carries_the_installed_serial_read_from_the_store_at_dispatch() {
+    let w = World::new();
+    let due = w.due_in("www", days(1));
+    let mut s = w.run(vec![plan("www"), plan("new")], 4);
+    assert_eq!(job(s.next().await).seen_installed, SeenInstalled::Nothing);
+    // Recorded after the scheduler loaded it, before it is due: the dispatch reads it.
+    w.store
+        .update_cert_state(&name("www"), &mut |st| {
+            if let Some(i) = st.installed.as_mut() {
+                i.serial = "c0ffee".into();
+            }
+        })
+        .unwrap();
+    let renewal = job(s.next().await);
+    assert_eq!(w.now(), due);
+    assert_eq!(
+        renewal.seen_installed,
+        SeenInstalled::Serial("c0ffee".into())
+    );
     s.stop().await.unwrap();
 }
 
