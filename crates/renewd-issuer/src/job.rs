@@ -17,7 +17,7 @@ use crate::attempt::{self, Attempted};
 use crate::breaker::after;
 use crate::ca_runtime::Generation;
 use crate::events::IssuerEvent;
-use crate::health::{Availability, HealthBook};
+use crate::health::HealthBook;
 use crate::lease;
 use crate::ledger::{Ledger, Note};
 use crate::pool::{Inner, JobResult};
@@ -240,51 +240,37 @@ impl Run<'_> {
             tracing::info!(cert_name = %self.cert.name, ca = %ca, "skipping: {}",
                 availability.describe(ca));
         }
+        let now = self.inner.clock.now();
         if let Some(p) = &pending
             && plan.first().map(|c| &c.ca) != Some(&p.ca)
             && job.urgency == Urgency::Normal
         {
-            // The order's CA cannot be reached now; at normal urgency wait for it rather
-            // than order elsewhere.
+            // The order's CA cannot take it now (its trial is another job's, its circuit
+            // is open, it rate-limited renewd); at normal urgency wait for it rather than
+            // order elsewhere. Not this certificate's failure.
             let availability = skipped.iter().find(|(ca, _)| ca == &p.ca).map(|(_, a)| a);
-            let class = match availability {
-                Some(Availability::Blocked { until }) => FailureClass::RateLimited {
-                    retry_after: Some(*until),
-                },
-                _ => FailureClass::CaUnavailable,
-            };
+            let until = availability.map_or(now, |a| a.usable_from(now));
             let why = availability.map_or_else(String::new, |a| a.describe(&p.ca));
-            let s = Setback {
-                class,
-                step: Step::PollOrder,
-                message: format!("waiting to resume the pending order at {}: {why}", p.ca),
-                retry_after: None,
-            };
-            return crate::failure::record(self, &s, Some(&p.ca)).await;
+            return crate::deferral::defer(
+                self,
+                until,
+                &format!("waiting to resume the pending order at {}: {why}", p.ca),
+            );
         }
         if plan.is_empty() {
+            // Every CA this job may use is in another job's trial, cooling down or
+            // rate-limiting renewd: wait for the first to become usable.
             let reasons: Vec<String> = skipped.iter().map(|(ca, a)| a.describe(ca)).collect();
-            let earliest_block = skipped
+            let until = skipped
                 .iter()
-                .map(|(_, a)| match a {
-                    Availability::Blocked { until } => Some(*until),
-                    _ => None,
-                })
-                .collect::<Option<Vec<_>>>()
-                .and_then(|v| v.into_iter().min());
-            let class = match earliest_block {
-                Some(until) => FailureClass::RateLimited {
-                    retry_after: Some(until),
-                },
-                None => FailureClass::CaUnavailable,
-            };
-            let s = Setback {
-                class,
-                step: Step::Probe,
-                message: format!("no CA can take an order now: {}", reasons.join("; ")),
-                retry_after: None,
-            };
-            return crate::failure::record(self, &s, None).await;
+                .map(|(_, a)| a.usable_from(now))
+                .min()
+                .unwrap_or(now);
+            return crate::deferral::defer(
+                self,
+                until,
+                &format!("no CA can take an order now: {}", reasons.join("; ")),
+            );
         }
 
         let mut last: Option<(CaName, Setback)> = None;

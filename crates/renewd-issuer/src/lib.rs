@@ -23,6 +23,7 @@
 //! - `selection`: which CAs a job tries and when it moves on, by urgency and failure class.
 //! - `job` (one renewal), `attempt` (one CA: probe, account, resume or new order),
 //!   `success` (verify, install, state, deploy), `failure` (back-off, failure hooks),
+//!   `deferral` (waiting on a CA's trial, cool-down or rate limit without a failure),
 //!   `ari_check` (renewal windows), `pending` (pending orders in the store), `lease`
 //!   (one job per certificate, across processes), `ledger` (one row per request).
 //! - [`IssuerEvent`]s on a broadcast channel tell the daemon about circuits, renewals,
@@ -36,13 +37,15 @@
 //! just before ordering elsewhere; `rate_limited` blocks the CA until its `Retry-After`;
 //! a persistent `bad_nonce` is retried later at the same CA; a CA-specific refusal moves
 //! on to the next CA at any urgency; validation failures and local failures back off
-//! without failover and are never blamed on the CA.
+//! without failover and are never blamed on the CA. A job whose CAs cannot take an order
+//! yet (another job's half-open trial, open circuits, rate limits) is deferred, not failed.
 
 mod account;
 mod ari_check;
 mod attempt;
 mod breaker;
 mod ca_runtime;
+mod deferral;
 mod error;
 mod events;
 mod failure;
