@@ -17,12 +17,16 @@ use crate::attempt::{self, Attempted};
 use crate::breaker::after;
 use crate::ca_runtime::Generation;
 use crate::events::IssuerEvent;
-use crate::health::HealthBook;
+use crate::health::{Availability, HealthBook};
 use crate::lease;
 use crate::ledger::{Ledger, Note};
 use crate::pool::{Inner, JobResult};
 use crate::selection;
 use crate::setback::Setback;
+
+/// At critical urgency, how long a rate limit on the pending order's CA is waited out
+/// rather than abandoning the order for another CA.
+const SHORT_WAIT_FOR_ORDER: chrono::TimeDelta = chrono::TimeDelta::minutes(30);
 
 /// Runs one renewal job to its end.
 pub(crate) async fn renew(
@@ -243,19 +247,28 @@ impl Run<'_> {
         let now = self.inner.clock.now();
         if let Some(p) = &pending
             && plan.first().map(|c| &c.ca) != Some(&p.ca)
-            && job.urgency == Urgency::Normal
         {
             // The order's CA cannot take it now (its trial is another job's, its circuit
-            // is open, it rate-limited renewd); at normal urgency wait for it rather than
-            // order elsewhere. Not this certificate's failure.
+            // is open, it rate-limited renewd). The order may still complete there: below
+            // critical urgency wait for it rather than order elsewhere, and at critical
+            // urgency too when the wait is short. Not this certificate's failure.
             let availability = skipped.iter().find(|(ca, _)| ca == &p.ca).map(|(_, a)| a);
             let until = availability.map_or(now, |a| a.usable_from(now));
-            let why = availability.map_or_else(String::new, |a| a.describe(&p.ca));
-            return crate::deferral::defer(
-                self,
-                until,
-                &format!("waiting to resume the pending order at {}: {why}", p.ca),
-            );
+            let short = availability.is_some_and(|a| match a {
+                Availability::TrialBusy => true,
+                Availability::Blocked { until } => *until - now <= SHORT_WAIT_FOR_ORDER,
+                _ => false,
+            });
+            if job.urgency < Urgency::Critical || short {
+                let why = availability.map_or_else(String::new, |a| a.describe(&p.ca));
+                return crate::deferral::defer(
+                    self,
+                    until,
+                    &format!("waiting to resume the pending order at {}: {why}", p.ca),
+                );
+            }
+            tracing::warn!(cert_name = %self.cert.name, ca = %p.ca, order_url = %p.order_url,
+                "critical: the pending order's CA is out of reach; trying the other CAs");
         }
         if plan.is_empty() {
             // Every CA this job may use is in another job's trial, cooling down or
@@ -296,7 +309,11 @@ impl Run<'_> {
                 Attempted::Interrupted => return JobResult::Interrupted,
                 Attempted::Failed(s) => s,
             };
-            let go_on = selection::may_continue(job.urgency, setback.class);
+            // Going on would abandon an order that may still complete (the one resumed,
+            // or the one just made): only a critical job may do that.
+            let order_alive = !matches!(self.stored_pending(), Ok(None));
+            let go_on = selection::may_continue(job.urgency, setback.class)
+                && (job.urgency == Urgency::Critical || !order_alive);
             last = Some((candidate.ca.clone(), setback));
             if !go_on {
                 break;

@@ -33,8 +33,11 @@
 //!
 //! Every failure arrives classified ([`FailureClass`](renewd_core::FailureClass), computed
 //! in `renewd-acme`). `ca_unavailable` counts against the CA's circuit and keeps the
-//! pending order for the next attempt — unless an urgent job fails over, which abandons it
-//! just before ordering elsewhere; `rate_limited` blocks the CA until its `Retry-After`;
+//! pending order for the next attempt; a pending order is given up only when the CA says it
+//! can never complete, or by a critical job that fails over (just before ordering
+//! elsewhere — never merely because its CA's trial is busy or the CA rate-limited renewd
+//! for a short while: then it waits); below critical urgency a job never moves on from a
+//! CA where its order may still complete; `rate_limited` blocks the CA until its `Retry-After`;
 //! a persistent `bad_nonce` is retried later at the same CA; a CA-specific refusal moves
 //! on to the next CA at any urgency; validation failures and local failures back off
 //! without failover and are never blamed on the CA. A job whose CAs cannot take an order

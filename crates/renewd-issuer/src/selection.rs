@@ -10,7 +10,9 @@
 //! - `critical`: as `urgent`, then the CAs with open circuits or another job's half-open
 //!   trial (each probed first).
 //!
-//! A rate-limiting CA is never tried before its `Retry-After`, whatever the urgency.
+//! A rate-limiting CA is never tried before its `Retry-After`, whatever the urgency. The
+//! job adds one rule to these: while an order that may still complete is pending, only a
+//! critical job moves on to another CA (which abandons the order).
 
 use renewd_core::{CaName, FailureClass, Urgency};
 
