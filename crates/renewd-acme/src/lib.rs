@@ -74,7 +74,7 @@ pub use http::{
     BoxFuture, HttpClient, HttpSettings, HyperClient, TransportError, TransportErrorKind,
 };
 pub use jws::{AccountKey, ExternalAccountKey};
-pub use keys::CertificateKey;
+pub use keys::{CertificateKey, csr_dns_names};
 pub use observer::{LogObserver, RequestEvent, RequestObserver};
 pub use order::NewOrder;
 pub use poll::PollPolicy;

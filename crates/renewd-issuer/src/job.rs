@@ -215,6 +215,13 @@ impl Run<'_> {
             self.abandon(p, "its CA is no longer in the certificate's list");
             pending = None;
         }
+        if let Some(p) = &pending
+            && let Some(why) = crate::pending::names_changed(p, self.cert)
+        {
+            // Before resuming: its certificate would fail the name check and be wasted.
+            self.abandon(p, &why);
+            pending = None;
+        }
 
         // Each CA's availability now; the pending order's CA first, even when `--ca` names
         // another: never a second order while the first can still complete.

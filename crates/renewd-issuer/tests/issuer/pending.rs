@@ -223,6 +223,52 @@ async fn only_a_critical_job_abandons_the_pending_order_and_only_when_it_orders_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_order_for_names_no_longer_configured_is_dropped_before_resuming() {
+    let lab = lab_with_three().await;
+    let issuer = lab.issuer();
+    let (shutdown, pool, _done) = hold_three_orders(&lab, &issuer).await;
+    shutdown.cancel();
+    pool.await.unwrap();
+    lab.solver.stop_holding();
+    // c1 gains a name while its order waits.
+    let text = lab.config_text(&[]).replace(
+        "domains = [\"c1.example.test\"]",
+        "domains = [\"c1.example.test\", \"api.example.test\"]",
+    );
+    issuer.reload(lab.parse_config(&text)).unwrap();
+    let result = renew(&issuer, "c1", Urgency::Normal).await;
+    assert!(result.is_renewed(), "{result:?}");
+    let a = lab.counts("a");
+    assert_eq!(
+        (a.orders_created, a.certificates_issued),
+        (4, 1),
+        "one new order, and no certificate for the old names"
+    );
+    let mut names: Vec<String> = lab
+        .testca("a")
+        .certificates()
+        .into_iter()
+        .flat_map(|c| c.names)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["api.example.test", "c1.example.test"]);
+    let note = lab
+        .ledger("a")
+        .into_iter()
+        .find(|r| r.detail.as_deref().is_some_and(|d| d.contains("abandoned")))
+        .unwrap();
+    assert!(
+        note.detail.unwrap().contains("names changed"),
+        "the ledger says why"
+    );
+    // The others, unchanged, still resume their orders.
+    for c in ["c2", "c3"] {
+        assert!(renew(&issuer, c, Urgency::Normal).await.is_renewed());
+    }
+    assert_eq!(lab.counts("a").orders_created, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_critical_job_waits_out_a_short_rate_limit_on_the_orders_ca() {
     let lab = lab_with_three().await;
     let issuer = lab.issuer();
