@@ -104,6 +104,7 @@ async fn attempt_with_permit(run: &Run<'_>, rt: &Arc<CaRuntime>, access: &Access
             step: Step::Probe,
             message: format!("health probe of {ca} failed: {}", probe.message),
             retry_after: None,
+            retry_within: None,
         });
     }
     let ca_ledger = Ledger::new(

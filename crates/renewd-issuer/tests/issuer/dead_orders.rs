@@ -150,3 +150,43 @@ async fn a_404_page_that_outlasts_the_attempt_keeps_the_order_for_the_next() {
     let a = lab.counts("a");
     assert_eq!((a.orders_created, a.certificates_issued), (1, 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_running_behind_keeps_the_order_and_installs_once_it_is_right() {
+    let lab = lab()
+        .ca("a", TestCa::builder())
+        .cert("www", &["a"])
+        .start()
+        .await;
+    let issuer = lab.issuer();
+    // Our clock is an hour behind: the new certificate is "not valid yet".
+    let right = lab.now();
+    lab.clock.set(right - TimeDelta::hours(1));
+    let result = renew(&issuer, "www", Urgency::Normal).await;
+    let JobResult::Failed { class, message, .. } = &result else {
+        panic!("{result:?}");
+    };
+    assert_eq!(*class, FailureClass::Local);
+    assert!(
+        message.contains("the system clock looks wrong: certificate not valid before"),
+        "{message}"
+    );
+    assert!(message.contains("local time"), "{message}");
+    let state = lab.state("www");
+    assert!(state.pending.is_some(), "the order is kept");
+    assert!(state.next_attempt.unwrap() <= lab.now() + TimeDelta::minutes(10));
+    assert_eq!(
+        lab.health("a").consecutive_failures,
+        0,
+        "not the CA's fault"
+    );
+    assert_eq!(abandoned_notes(&lab, "a"), 0);
+
+    // The clock is put right: the same order's certificate is installed, nothing new ordered.
+    lab.clock.set(right);
+    let result = renew(&issuer, "www", Urgency::Normal).await;
+    assert!(result.is_renewed(), "{result:?}");
+    let a = lab.counts("a");
+    assert_eq!((a.orders_created, a.certificates_issued), (1, 1));
+    assert_eq!(lab.state("www").pending, None);
+}
