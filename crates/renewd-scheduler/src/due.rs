@@ -220,7 +220,10 @@ fn due_time(
             let unit = ari_unit(plan.name.as_str(), &v.serial, start, end);
             start + scale(end - start, unit)
         };
-        return (due, Basis::AriWindow { start, end });
+        // The CA's advice is trusted only so far: never a point where the certificate is
+        // already critical (or expired), whatever window it suggests.
+        let latest = critical_from(v, policy).min(v.not_after);
+        return (due.min(latest), Basis::AriWindow { start, end });
     }
     let (num, den) = if lifetime <= SHORT_LIFETIME {
         (1, 2)
