@@ -22,7 +22,8 @@ use crate::pending::{StoreSink, resume_record};
 use crate::selection::Access;
 use crate::setback::{Setback, one_line};
 
-/// How long a CA that rate-limited renewd without saying until when is left alone.
+/// How long a CA that rate-limited renewd without saying until when (or with a Retry-After
+/// already past) is left alone, and the shortest block of all.
 const DEFAULT_RATE_LIMIT_BLOCK: Duration = Duration::from_secs(5 * 60);
 /// The longest `Retry-After` of a rate limit honoured: a CA asking for more is asked
 /// again after this (other CAs take the orders meanwhile).
@@ -86,11 +87,25 @@ pub(crate) async fn attempt(run: &Run<'_>, rt: &Arc<CaRuntime>, access: Access) 
 /// The end of a rate limit on the issuer's clock. The ACME client states `Retry-After` as a
 /// time on the system clock; the delay it stands for is what counts.
 fn rate_limit_end(run: &Run<'_>, s: &Setback) -> chrono::DateTime<Utc> {
-    let wait = match s.rate_limit_end() {
-        Some(at) => crate::ari_check::whole_seconds(at - Utc::now()).min(MAX_RATE_LIMIT_BLOCK),
+    after(
+        run.inner.clock.now(),
+        rate_limit_block(s.rate_limit_end(), Utc::now()),
+    )
+}
+
+/// How long a CA that rate-limited renewd is left alone: its `Retry-After` (a time on the
+/// system clock, read against `system_now`) within [`DEFAULT_RATE_LIMIT_BLOCK`,
+/// `MAX_RATE_LIMIT_BLOCK`]; the default when it said nothing. A `Retry-After` of zero or in
+/// the past gets the default too, not a block that has already ended.
+fn rate_limit_block(
+    retry_after: Option<chrono::DateTime<Utc>>,
+    system_now: chrono::DateTime<Utc>,
+) -> Duration {
+    match retry_after {
+        Some(at) => crate::ari_check::whole_seconds(at - system_now)
+            .clamp(DEFAULT_RATE_LIMIT_BLOCK, MAX_RATE_LIMIT_BLOCK),
         None => DEFAULT_RATE_LIMIT_BLOCK,
-    };
-    after(run.inner.clock.now(), wait)
+    }
 }
 
 async fn attempt_with_permit(run: &Run<'_>, rt: &Arc<CaRuntime>, access: &Access) -> Attempted {
@@ -312,4 +327,24 @@ async fn probe(run: &Run<'_>, rt: &Arc<CaRuntime>, fresh: bool) -> ProbeResult {
         run.book().probed(ca, result.ok(), result.latency, verdict);
     }
     result
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use chrono::{DateTime, TimeDelta};
+
+    use super::*;
+
+    #[test]
+    fn a_rate_limit_blocks_at_least_the_default_and_at_most_a_week() {
+        let now = DateTime::from_timestamp(1_750_000_000, 0).unwrap();
+        let block = |secs: i64| rate_limit_block(Some(now + TimeDelta::seconds(secs)), now);
+        assert_eq!(block(-3600), DEFAULT_RATE_LIMIT_BLOCK, "a date in the past");
+        assert_eq!(block(0), DEFAULT_RATE_LIMIT_BLOCK);
+        assert_eq!(block(30), DEFAULT_RATE_LIMIT_BLOCK);
+        assert_eq!(block(3600), Duration::from_secs(3600));
+        assert_eq!(block(30 * 24 * 3600), MAX_RATE_LIMIT_BLOCK);
+        assert_eq!(rate_limit_block(None, now), DEFAULT_RATE_LIMIT_BLOCK);
+    }
 }
