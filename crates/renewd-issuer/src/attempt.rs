@@ -48,7 +48,8 @@ pub(crate) enum Attempted {
     Interrupted,
 }
 
-/// What an attempt's failure says about the CA's health.
+/// What an attempt's failure says about the CA's health: only `ca_unavailable` counts; a
+/// refusal, a rate limit, a bad nonce or a local failure is neutral (see `breaker`).
 pub(crate) fn verdict(class: FailureClass) -> Verdict {
     match class {
         FailureClass::CaUnavailable => Verdict::Failure,
@@ -335,6 +336,20 @@ mod tests {
     use chrono::{DateTime, TimeDelta};
 
     use super::*;
+
+    #[test]
+    fn only_a_ca_failure_moves_the_circuit_refusals_are_neutral() {
+        assert_eq!(verdict(FailureClass::CaUnavailable), Verdict::Failure);
+        for class in [
+            FailureClass::Rejected { ca_specific: true },
+            FailureClass::Rejected { ca_specific: false },
+            FailureClass::RateLimited { retry_after: None },
+            FailureClass::BadNonce,
+            FailureClass::Local,
+        ] {
+            assert_eq!(verdict(class), Verdict::Neutral, "{class}");
+        }
+    }
 
     #[test]
     fn a_rate_limit_blocks_at_least_the_default_and_at_most_a_week() {
