@@ -165,7 +165,9 @@ async fn set_up(
 }
 
 /// The key at `path`, or a new one saved there (directory 0700, file 0600). `true` when
-/// new. A file that exists but does not load is an error, never overwritten.
+/// new. A file that exists but does not load is an error, never overwritten; and of two
+/// processes creating the key at once only one saves it, the other loads that one (a key
+/// overwritten after its account was made would lose the account).
 fn load_or_create_key(path: &Path) -> Result<(AccountKey, bool), Setback> {
     if path.exists() {
         return AccountKey::load(path)
@@ -182,6 +184,41 @@ fn load_or_create_key(path: &Path) -> Result<(AccountKey, bool), Setback> {
             })?;
     }
     let key = AccountKey::generate();
-    key.save(path).map_err(Setback::from)?;
-    Ok((key, true))
+    if key.save_new(path).map_err(Setback::from)? {
+        Ok((key, true))
+    } else {
+        // Another process created it meanwhile: theirs is the key.
+        AccountKey::load(path)
+            .map(|k| (k, false))
+            .map_err(Setback::from)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_creating_the_account_key_at_once_end_with_the_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accounts/a/account.key");
+        let barrier = std::sync::Barrier::new(6);
+        let keys: Vec<(String, bool)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..6)
+                .map(|_| {
+                    let (path, barrier) = (&path, &barrier);
+                    s.spawn(move || {
+                        barrier.wait();
+                        let (key, new) = load_or_create_key(path).unwrap();
+                        (key.thumbprint(), new)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let on_disk = AccountKey::load(&path).unwrap().thumbprint();
+        assert!(keys.iter().all(|(k, _)| *k == on_disk), "{keys:?}");
+        assert!(keys.iter().filter(|(_, new)| *new).count() <= 1, "{keys:?}");
+    }
 }
