@@ -106,9 +106,11 @@ pub(crate) async fn finish(
     let serial = facts.serial_hex();
     let not_after = facts.not_after();
     let now = run.inner.clock.now();
-    let ari_next = match rt.client.directory().await {
-        Ok(d) if run.config.renewal.ari && d.renewal_info.is_some() => Some(now),
-        _ => None,
+    // ARI: check the new certificate at once where the CA offers it; else mark it, so no
+    // check is planned that can only come back empty.
+    let ari_offered = match rt.client.directory().await {
+        Ok(d) => run.config.renewal.ari && d.renewal_info.is_some(),
+        Err(_) => run.config.renewal.ari,
     };
     let mut old_key = None;
     let record = InstalledCert {
@@ -121,9 +123,16 @@ pub(crate) async fn finish(
     };
     let stored = run.inner.store.update_cert_state(&run.cert.name, &mut |s| {
         s.installed = Some(record.clone());
-        s.ari = AriState {
-            next_check: ari_next,
-            ..AriState::default()
+        s.ari = if ari_offered {
+            AriState {
+                next_check: Some(now),
+                ..AriState::default()
+            }
+        } else {
+            AriState {
+                not_offered_at: Some(now),
+                ..AriState::default()
+            }
         };
         s.next_attempt = None;
         s.backoff_step = 0;

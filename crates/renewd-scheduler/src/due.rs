@@ -245,7 +245,8 @@ fn usable_window(view: &CertView, v: &Validity) -> Option<(DateTime<Utc>, DateTi
 }
 
 /// When the next ARI check is due: only for an installed, unexpired, sound certificate
-/// that is not about to be replaced, with ARI on. Never checked before → now.
+/// that is not about to be replaced, with ARI on and not marked as not offered. Never
+/// checked before → now.
 fn ari_check(
     view: &CertView,
     policy: &SchedulePolicy,
@@ -254,6 +255,7 @@ fn ari_check(
 ) -> Option<DateTime<Utc>> {
     let v = view.installed.as_ref()?;
     let eligible = policy.ari
+        && !view.ari.not_offered
         && view.problem.is_none()
         && !view.pending
         && v.not_after > now

@@ -159,6 +159,18 @@ impl Scheduler {
     }
 
     fn reload(&mut self, plans: Vec<CertPlan>, mut inventory: Inventory, now: DateTime<Utc>) {
+        // A new config may bring back a certificate's CA, or turn ARI on; and a CA may
+        // offer renewalInfo by now: ask once more about every certificate marked as not
+        // offered (the issuer marks it again if still so).
+        self.ari_epoch = now;
+        for slot in self.agenda.slots() {
+            let e = self.agenda.entry_mut(slot);
+            if e.view.ari.not_offered {
+                e.view.ari.not_offered = false;
+                e.view.ari_floor = None;
+                self.agenda.place(slot, now);
+            }
+        }
         let keep: HashSet<&CertName> = plans.iter().map(|p| &p.name).collect();
         let gone: Vec<Slot> = self
             .agenda

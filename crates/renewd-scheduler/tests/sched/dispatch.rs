@@ -256,3 +256,46 @@ async fn ari_checks_run_at_next_check_and_follow_the_store() {
     assert_eq!(j.reason, RenewalReason::AriWindow);
     assert!(w.now() >= start && w.now() < end, "{}", w.now());
 }
+
+#[tokio::test(start_paused = true)]
+async fn no_ari_checks_where_the_issuer_found_ari_not_offered_until_a_reload() {
+    let mut w = World::new();
+    w.policy.ari = true;
+    let due = w.due_in("www", days(30));
+    let mut s = w.run(vec![plan("www")], 4);
+    // Never checked: at once. The CA offers no renewalInfo: the issuer marks it.
+    assert!(matches!(s.next().await, Work::AriCheck(_)));
+    let marked = w.now();
+    w.store
+        .update_cert_state(&name("www"), &mut |st| {
+            st.ari.next_check = None;
+            st.ari.not_offered_at = Some(marked);
+        })
+        .unwrap();
+    s.done("www", false).await;
+    // No check every 6 hours: nothing for twenty days.
+    assert!(
+        s.next_within(Duration::from_secs(20 * 86_400))
+            .await
+            .is_none()
+    );
+    assert!(w.now() < due);
+    // A reload (the CA may offer renewalInfo now, or be back in the config): asked once more.
+    s.send(SchedulerCommand::Reload {
+        plans: vec![plan("www")],
+        inventory: renewd_scheduler::Inventory::new(),
+    })
+    .await;
+    let check = s.next_within(Duration::from_secs(60)).await;
+    assert!(matches!(check, Some(Work::AriCheck(_))), "{check:?}");
+    // Still not offered: marked again, and quiet again until the renewal.
+    w.store
+        .update_cert_state(&name("www"), &mut |st| {
+            st.ari.not_offered_at = Some(w.now())
+        })
+        .unwrap();
+    s.done("www", false).await;
+    let j = job(s.next().await);
+    assert_eq!(j.reason, RenewalReason::Expiring);
+    assert_eq!(w.now(), due);
+}
