@@ -42,6 +42,13 @@
 //! on to the next CA at any urgency; validation failures and local failures back off
 //! without failover and are never blamed on the CA. A job whose CAs cannot take an order
 //! yet (another job's half-open trial, open circuits, rate limits) is deferred, not failed.
+//!
+//! Rate limits are CA-wide, as DESIGN.md has it: a `429`/`rateLimited` answer blocks the
+//! whole CA (for renewd's account there) until its `Retry-After`, for every certificate.
+//! The known risk: a limit that is really per name set (a CA's duplicate-certificate
+//! limit, say) also moves the other certificates off that CA until it ends: they order at
+//! the next CA in their list, and those with no other CA wait (deferred, no failure).
+//! Accepted: a CA that says "slow down" gets no request at all before it said it may.
 
 mod account;
 mod ari_check;
