@@ -1,5 +1,5 @@
-//! Accounts (§7.3): create, find by key, external account binding, contact update and key
-//! rollover.
+//! Accounts (§7.3): create, find by key, external account binding, contact update, key
+//! rollover and deactivation.
 
 use std::fmt;
 use std::sync::Arc;
@@ -160,6 +160,19 @@ impl Account {
     /// Replaces the account's contact URLs (§7.3.2).
     pub async fn update_contact(&self, contact: &[String]) -> Result<AccountResource, Error> {
         let payload = json!({ "contact": contact }).to_string();
+        let (res, _) = self
+            .client
+            .post(
+                self.post_args(Step::Account, &self.url, Some(payload.as_bytes()), None),
+                |r| r.json(),
+            )
+            .await?;
+        Ok(res)
+    }
+
+    /// Deactivates the account (§7.3.6): the CA refuses every later request it signs.
+    pub async fn deactivate(&self) -> Result<AccountResource, Error> {
+        let payload = json!({ "status": "deactivated" }).to_string();
         let (res, _) = self
             .client
             .post(

@@ -95,7 +95,8 @@ fn parse_chain(reply: &Reply) -> Result<CertificateChain, Error> {
 }
 
 impl Account {
-    /// Downloads the certificate chain at `url` and every alternate chain it links to.
+    /// Downloads the certificate chain at `url` and every alternate chain it links to that
+    /// can be fetched (a failed alternate is logged and left out).
     pub async fn download(&self, url: &str) -> Result<DownloadedChains, Error> {
         self.download_in(url, None).await
     }
@@ -108,8 +109,13 @@ impl Account {
         let (default, reply) = self.download_one(url, order_url).await?;
         let mut alternates = Vec::new();
         for alt in headers::parse_links(&reply.headers, "alternate", url) {
-            let (chain, _) = self.download_one(&alt, order_url).await?;
-            alternates.push(chain);
+            // The certificate is in hand: an alternate chain that cannot be fetched is
+            // left out (its request is in the ledger), never a reason to fail.
+            match self.download_one(&alt, order_url).await {
+                Ok((chain, _)) => alternates.push(chain),
+                Err(e) => tracing::warn!(url = %alt, error = %e,
+                    "an alternate chain could not be downloaded; going on without it"),
+            }
         }
         Ok(DownloadedChains {
             default,

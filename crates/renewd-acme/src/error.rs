@@ -126,6 +126,16 @@ pub enum Error {
         /// How long was waited.
         waited: Duration,
     },
+    /// Finalize was sent as often as one attempt may ([`crate::PollPolicy::max_finalizes`])
+    /// and the order did not move on (the CA kept failing, or kept answering with an order
+    /// still `ready`). The order may still complete: resume it after a back-off.
+    #[error("finalize: {url}: sent {sent} times without the order moving on")]
+    FinalizeUnanswered {
+        /// The order URL.
+        url: String,
+        /// How many finalize requests were sent.
+        sent: u32,
+    },
     /// A key, CSR or certificate could not be made or read locally. Retrying cannot help.
     #[error("{step}: {what}: {detail}")]
     Key {
@@ -209,7 +219,76 @@ fn class_of_problem(problem: Option<&Problem>, retry_after: Option<DateTime<Utc>
     }
 }
 
+/// The requests about an order that exists (and is saved by the caller): its
+/// authorizations and challenges, finalize, the order itself and its certificate.
+fn acts_on_a_saved_order(step: Step) -> bool {
+    matches!(
+        step,
+        Step::Authorization | Step::Challenge | Step::Finalize | Step::PollOrder | Step::Download
+    )
+}
+
+/// The class of an invalid order's `error`. The order itself is dead whatever the error
+/// says ([`Error::order_is_dead`]); the class says what the failure tells about the CA: a
+/// `serverInternal` (or a `badNonce`, which makes no sense as an order's fate) is the CA
+/// failing, so it counts against its health and allows failover like a 5xx; a
+/// `rateLimited` is a rate limit (without a `Retry-After`); anything else is a refusal.
+fn class_of_order_error(problem: Option<&Problem>) -> FailureClass {
+    match problem.and_then(Problem::short_type) {
+        Some("serverInternal" | "badNonce") => FailureClass::CaUnavailable,
+        _ => class_of_problem(problem, None),
+    }
+}
+
 impl Error {
+    /// Whether the order the failed request belonged to can never complete, on the CA's
+    /// own evidence (an ACME answer, never a gateway's page): the order is `invalid`; an
+    /// authorization of it failed (which makes it invalid, RFC 8555 §7.1.6) or offers no
+    /// challenge of the wanted type; the CA answered the order's own URL with a problem
+    /// document saying the order (404, `malformed`) or the account (`accountDoesNotExist`,
+    /// `unauthorized`) does not exist for us; or it refused the order's CSR (`badCSR`: the
+    /// CSR is fixed with the order). The caller drops its saved order then, and only then:
+    /// every other failure leaves an order that may still complete.
+    pub fn order_is_dead(&self) -> bool {
+        match self {
+            Error::OrderInvalid { .. }
+            | Error::AuthorizationFailed { .. }
+            | Error::ChallengeNotOffered { .. } => true,
+            Error::Status {
+                step: Step::PollOrder,
+                status,
+                problem: Some(problem),
+                ..
+            } => {
+                problem.short_type().is_some()
+                    && (*status == 404
+                        || ["malformed", "accountDoesNotExist", "unauthorized"]
+                            .iter()
+                            .any(|name| problem.is(name)))
+            }
+            Error::Status {
+                step: Step::Finalize,
+                ..
+            } => self.is_problem("badCSR"),
+            _ => false,
+        }
+    }
+
+    /// Whether the CA says the account behind the request does not exist
+    /// (`accountDoesNotExist`, at any request) or may not act (`unauthorized` at newOrder
+    /// or an account request: deactivated, or an external account binding refused). A
+    /// cached account is then stale: set it up again (find it by its key, or create it).
+    pub fn account_unusable(&self) -> bool {
+        match self {
+            Error::Status { step, .. } => {
+                self.is_problem("accountDoesNotExist")
+                    || (self.is_problem("unauthorized")
+                        && matches!(step, Step::NewOrder | Step::Account))
+            }
+            _ => false,
+        }
+    }
+
     /// The failure class (DESIGN.md's table): 5xx, timeouts, connection and TLS failures and
     /// unusable success answers are `CaUnavailable`; 429 and `rateLimited` are
     /// `RateLimited`; a `badNonce` that persisted is `BadNonce`; other refusals are
@@ -217,6 +296,7 @@ impl Error {
     pub fn class(&self) -> FailureClass {
         match self {
             Error::Status {
+                step,
                 status,
                 problem,
                 retry_after,
@@ -229,21 +309,33 @@ impl Error {
                     FailureClass::RateLimited {
                         retry_after: *retry_after,
                     }
+                } else if problem.is_some_and(|p| p.is("unauthorized"))
+                    && matches!(step, Step::NewOrder | Step::Account)
+                {
+                    // Our account may not act at this CA (deactivated, or the CA refused
+                    // our EAB binding): about the account at this CA, not about the names.
+                    FailureClass::Rejected { ca_specific: true }
                 } else if problem.and_then(Problem::short_type).is_some() {
                     class_of_problem(problem, *retry_after)
-                } else if *status == 408 {
-                    // Request Timeout without a problem: the CA (or a proxy) gave up.
+                } else if *status == 408 || acts_on_a_saved_order(*step) {
+                    // Request Timeout without a problem: the CA (or a proxy) gave up. And a
+                    // 4xx without a problem document about an order that exists (a
+                    // gateway's or firewall's 404/403 page) is no word from the CA on the
+                    // order: a passing failure in front of it.
                     FailureClass::CaUnavailable
                 } else {
-                    // A 4xx without a problem document is not an ACME answer (a proxy, a
-                    // wrong URL): something about this CA, not about the request.
+                    // A 4xx without a problem document before any order exists is not an
+                    // ACME answer (a proxy, a wrong directory URL): something about this
+                    // CA, not about the request.
                     FailureClass::Rejected { ca_specific: true }
                 }
             }
-            Error::Transport { .. } | Error::InvalidResponse { .. } | Error::Deadline { .. } => {
-                FailureClass::CaUnavailable
-            }
-            Error::OrderInvalid { problem, .. } | Error::AuthorizationFailed { problem, .. } => {
+            Error::Transport { .. }
+            | Error::InvalidResponse { .. }
+            | Error::Deadline { .. }
+            | Error::FinalizeUnanswered { .. } => FailureClass::CaUnavailable,
+            Error::OrderInvalid { problem, .. } => class_of_order_error(problem.as_deref()),
+            Error::AuthorizationFailed { problem, .. } => {
                 class_of_problem(problem.as_deref(), None)
             }
             Error::ChallengeNotOffered { .. } | Error::Unsupported { .. } => {
@@ -272,6 +364,7 @@ impl Error {
             Error::AuthorizationFailed { .. } | Error::ChallengeNotOffered { .. } => {
                 Step::Authorization
             }
+            Error::FinalizeUnanswered { .. } => Step::Finalize,
         }
     }
 
@@ -285,7 +378,8 @@ impl Error {
             | Error::AuthorizationFailed { url, .. }
             | Error::ChallengeNotOffered { url, .. }
             | Error::Unsupported { url, .. }
-            | Error::Deadline { url, .. } => Some(url),
+            | Error::Deadline { url, .. }
+            | Error::FinalizeUnanswered { url, .. } => Some(url),
             _ => None,
         }
     }
@@ -338,137 +432,5 @@ impl Error {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn status(code: u16, problem_type: Option<&str>) -> Error {
-        Error::Status {
-            step: Step::Finalize,
-            url: "https://ca/finalize/1".into(),
-            status: code,
-            problem: problem_type.map(|t| {
-                Box::new(Problem {
-                    problem_type: Some(t.to_string()),
-                    detail: Some("detail".into()),
-                    ..Problem::default()
-                })
-            }),
-            retry_after: None,
-            body_snippet: String::new(),
-        }
-    }
-
-    fn acme(name: &str) -> String {
-        format!("urn:ietf:params:acme:error:{name}")
-    }
-
-    #[test]
-    fn classification_table() {
-        use FailureClass::*;
-        let ca_specific = Rejected { ca_specific: true };
-        let not_specific = Rejected { ca_specific: false };
-        let cases: Vec<(Error, FailureClass)> = vec![
-            (status(502, None), CaUnavailable),
-            (status(504, None), CaUnavailable),
-            (status(500, Some(&acme("serverInternal"))), CaUnavailable),
-            (status(503, Some(&acme("rateLimited"))), CaUnavailable),
-            (status(429, None), RateLimited { retry_after: None }),
-            (
-                status(400, Some(&acme("rateLimited"))),
-                RateLimited { retry_after: None },
-            ),
-            (status(400, Some(&acme("badNonce"))), BadNonce),
-            (status(403, Some(&acme("caa"))), ca_specific),
-            (status(400, Some(&acme("invalidProfile"))), ca_specific),
-            (
-                status(403, Some(&acme("externalAccountRequired"))),
-                ca_specific,
-            ),
-            (
-                status(400, Some(&acme("unsupportedIdentifier"))),
-                ca_specific,
-            ),
-            (status(400, Some(&acme("unsupportedContact"))), ca_specific),
-            (status(403, Some(&acme("userActionRequired"))), ca_specific),
-            (status(409, Some(&acme("alreadyReplaced"))), ca_specific),
-            (status(403, Some(&acme("unauthorized"))), not_specific),
-            (status(400, Some(&acme("connection"))), not_specific),
-            (status(400, Some(&acme("dns"))), not_specific),
-            (status(403, Some(&acme("incorrectResponse"))), not_specific),
-            (status(400, Some(&acme("tls"))), not_specific),
-            (status(400, Some(&acme("rejectedIdentifier"))), not_specific),
-            (status(400, Some(&acme("badCSR"))), not_specific),
-            (status(400, Some(&acme("malformed"))), not_specific),
-            (status(400, Some("about:blank")), not_specific),
-            (status(404, None), ca_specific),
-            (status(408, None), CaUnavailable),
-            (
-                Error::Transport {
-                    step: Step::Finalize,
-                    url: "u".into(),
-                    kind: TransportErrorKind::Timeout,
-                    message: "m".into(),
-                },
-                CaUnavailable,
-            ),
-            (
-                Error::InvalidResponse {
-                    step: Step::NewOrder,
-                    url: "u".into(),
-                    status: 201,
-                    reason: "not JSON".into(),
-                    body_snippet: "<html>".into(),
-                },
-                CaUnavailable,
-            ),
-            (
-                Error::OrderInvalid {
-                    step: Step::PollOrder,
-                    url: "u".into(),
-                    problem: None,
-                },
-                not_specific,
-            ),
-            (
-                Error::Key {
-                    step: Step::Finalize,
-                    what: "CSR",
-                    detail: "d".into(),
-                },
-                Local,
-            ),
-            (
-                Error::File {
-                    step: Step::Account,
-                    path: "/x".into(),
-                    source: std::io::Error::other("disk"),
-                },
-                Local,
-            ),
-        ];
-        for (err, want) in cases {
-            assert_eq!(err.class(), want, "{err}");
-        }
-    }
-
-    #[test]
-    fn rate_limit_keeps_retry_after() {
-        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        let mut e = status(429, Some(&acme("rateLimited")));
-        if let Error::Status { retry_after, .. } = &mut e {
-            *retry_after = Some(at);
-        }
-        assert_eq!(
-            e.class(),
-            FailureClass::RateLimited {
-                retry_after: Some(at)
-            }
-        );
-        assert_eq!(e.retry_after(), Some(at));
-        assert_eq!(e.http_status(), Some(429));
-        assert!(e.is_problem("rateLimited"));
-        assert_eq!(e.step(), Step::Finalize);
-        assert!(e.to_string().contains("rateLimited: detail"), "{e}");
-    }
-}
+#[path = "error_tests.rs"]
+mod tests;

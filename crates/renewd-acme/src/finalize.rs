@@ -4,8 +4,10 @@
 //! `invalid`: the order's error. 5xx, timeouts, resets and `orderNotReady` are answered by
 //! waiting and fetching the order again; a rate limit only when its Retry-After can be
 //! waited out in full (otherwise the attempt ends and the order is resumed later). One
-//! overall deadline bounds it all.
+//! overall deadline bounds it all; consecutive CA failures back off to a minute between
+//! requests, and at most `max_finalizes` finalize requests go out per attempt.
 
+use chrono::{DateTime, Utc};
 use renewd_core::{FailureClass, Step};
 use tokio::time::Instant;
 
@@ -36,8 +38,34 @@ fn worth_retrying(e: &Error, policy: &PollPolicy, deadline: Instant) -> bool {
     }
 }
 
+/// How far along an order is: a state of higher rank is progress.
+fn progress(status: OrderStatus) -> u8 {
+    match status {
+        OrderStatus::Ready => 1,
+        OrderStatus::Processing => 2,
+        OrderStatus::Valid | OrderStatus::Invalid => 3,
+        _ => 0,
+    }
+}
+
+/// What to wait for before fetching the order again.
+enum Pause {
+    /// Nothing: look at once (fresh from solving the authorizations).
+    None,
+    /// The order is not there yet: the polling back-off, or this Retry-After.
+    Poll(Option<DateTime<Utc>>),
+    /// The CA failed: the failure back-off, or this Retry-After.
+    Failure(Option<DateTime<Utc>>),
+}
+
 /// Drives the order at `record.order_url` to a certificate. `order` is its last known
 /// state (None: fetch it first).
+///
+/// Two back-offs pace it: polling a state that has not moved on (×1.5 up to
+/// `max_interval`) and asking again after the CA failed (×2 up to `max_failure_interval`,
+/// shared by finalize, order fetches and downloads); both start over when the order moves
+/// on. At most `max_finalizes` finalize requests go out; then the attempt ends and the
+/// order is left to be resumed.
 pub(crate) async fn complete(
     account: &Account,
     record: &PendingOrder,
@@ -48,25 +76,32 @@ pub(crate) async fn complete(
     sink: &dyn PendingOrderSink,
 ) -> Result<Issued, Error> {
     let settings = account.client().settings().clone();
+    let policy = &settings.poll;
     let deadline = deadline_after(settings.order_timeout);
     let url = record.order_url.as_str();
+    let mut waits = Backoff::new(policy, deadline);
+    let mut failures = Backoff::after_failures(policy, deadline);
     let mut current = match order {
         Some(o) => o,
-        None => fetch_order(account, url, deadline).await?,
+        None => fetch_order(account, url, &mut failures).await?,
     };
-    // The state being waited on, and the back-off of that wait (new for each new state).
-    let mut waiting_on: Option<OrderStatus> = None;
-    let mut waits = Backoff::new(&settings.poll, deadline);
-    // The last recoverable failure, returned if the deadline ends the recovery, and the
-    // Retry-After it carried.
+    let mut furthest = progress(current.body.status);
+    let mut solved = false;
+    let mut finalizes: u32 = 0;
+    // The last recoverable failure, returned if the deadline or the finalize limit ends
+    // the recovery.
     let mut last_error: Option<Error> = None;
-    let mut hint = None;
     loop {
         let status = current.body.status;
-        let mut wait = true;
+        if progress(status) > furthest {
+            furthest = progress(status);
+            waits = Backoff::new(policy, deadline);
+            failures = Backoff::after_failures(policy, deadline);
+        }
+        let mut pause = Pause::Poll(current.retry_after);
         match status {
             OrderStatus::Valid => {
-                let issued = download(account, record, key, &current.body, deadline).await?;
+                let issued = download(account, record, key, &current.body, &mut failures).await?;
                 finished(sink, url).await;
                 return Ok(issued);
             }
@@ -78,41 +113,66 @@ pub(crate) async fn complete(
                 match solve_authorizations(account, url, &current.body, record, solver, deadline)
                     .await
                 {
-                    // Fresh from solving: look at the order at once. Still pending after
-                    // that (every authorization valid): the CA lags, so wait.
-                    Ok(()) => wait = waiting_on == Some(OrderStatus::Pending),
-                    Err(e) if worth_retrying(&e, &settings.poll, deadline) => {
-                        hint = e.retry_after();
+                    // Fresh from solving: look at the order at once. Pending again later
+                    // (every authorization valid): the CA lags, so poll.
+                    Ok(()) if !solved => {
+                        solved = true;
+                        pause = Pause::None;
+                    }
+                    Ok(()) => {}
+                    Err(e) if worth_retrying(&e, policy, deadline) => {
+                        pause = Pause::Failure(e.retry_after());
                         last_error = Some(e);
                     }
                     Err(e) => return Err(e),
                 }
             }
-            OrderStatus::Ready => match account.finalize(url, &current.body.finalize, csr).await {
-                Ok(order) if order.body.status == OrderStatus::Ready => {
-                    // Accepted, yet not acted on: the CA lags. Wait as for any state
-                    // before asking again, or finalize would be resent in a hot loop.
-                    hint = order.retry_after;
-                    last_error = None;
+            OrderStatus::Ready => {
+                if finalizes >= policy.max_finalizes {
+                    tracing::info!(
+                        order = url,
+                        sent = finalizes,
+                        "finalize sent as often as one attempt may; leaving the order for later"
+                    );
+                    return Err(last_error.unwrap_or(Error::FinalizeUnanswered {
+                        url: url.to_string(),
+                        sent: finalizes,
+                    }));
                 }
-                Ok(order) => {
-                    current = order;
-                    waiting_on = None;
-                    last_error = None;
-                    continue;
+                finalizes += 1;
+                match account.finalize(url, &current.body.finalize, csr).await {
+                    Ok(order)
+                        if matches!(
+                            order.body.status,
+                            OrderStatus::Ready | OrderStatus::Pending
+                        ) =>
+                    {
+                        // Accepted, yet not acted on (or the order went back): the CA lags.
+                        // Wait as for any state before asking again, or finalize would be
+                        // resent in a hot loop.
+                        pause = Pause::Poll(order.retry_after);
+                        last_error = None;
+                    }
+                    Ok(order) => {
+                        current = order;
+                        last_error = None;
+                        continue;
+                    }
+                    Err(e) if e.is_problem("orderNotReady") => {
+                        // Not a failure: the order's state says what comes next.
+                        pause = Pause::Poll(e.retry_after());
+                        last_error = Some(e);
+                    }
+                    Err(e) if worth_retrying(&e, policy, deadline) => {
+                        // The outcome is unknown (the CA may have issued): the order's state
+                        // decides what comes next, never a new order.
+                        tracing::info!(order = url, error = %e, "finalize failed; fetching the order");
+                        pause = Pause::Failure(e.retry_after());
+                        last_error = Some(e);
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e)
-                    if worth_retrying(&e, &settings.poll, deadline)
-                        || e.is_problem("orderNotReady") =>
-                {
-                    // The outcome is unknown (the CA may have issued): the order's state
-                    // decides what comes next, never a new order.
-                    tracing::info!(order = url, error = %e, "finalize failed; fetching the order");
-                    hint = e.retry_after();
-                    last_error = Some(e);
-                }
-                Err(e) => return Err(e),
-            },
+            }
             OrderStatus::Processing => {}
             _ => {
                 last_error = Some(Error::InvalidResponse {
@@ -122,19 +182,18 @@ pub(crate) async fn complete(
                     reason: format!("unknown order status {status}"),
                     body_snippet: String::new(),
                 });
+                pause = Pause::Failure(None);
             }
         }
-        if waiting_on != Some(status) {
-            waits = Backoff::new(&settings.poll, deadline);
-            waiting_on = Some(status);
+        let waited = match pause {
+            Pause::None => Ok(()),
+            Pause::Poll(retry_after) => waits.wait(retry_after, Step::PollOrder, url).await,
+            Pause::Failure(retry_after) => failures.wait(retry_after, Step::PollOrder, url).await,
+        };
+        if let Err(deadline_error) = waited {
+            return Err(last_error.unwrap_or(deadline_error));
         }
-        if wait {
-            let retry_after = hint.take().or(current.retry_after);
-            if let Err(deadline_error) = waits.wait(retry_after, Step::PollOrder, url).await {
-                return Err(last_error.unwrap_or(deadline_error));
-            }
-        }
-        current = fetch_order(account, url, deadline).await?;
+        current = fetch_order(account, url, &mut failures).await?;
     }
 }
 
@@ -144,20 +203,19 @@ async fn finished(sink: &dyn PendingOrderSink, url: &str) {
     }
 }
 
-/// POST-as-GET the order, retrying transient failures until the deadline; at the deadline
-/// the last failure is returned.
+/// POST-as-GET the order, retrying transient failures (paced by `failures`) until the
+/// deadline; at the deadline the last failure is returned.
 async fn fetch_order(
     account: &Account,
     url: &str,
-    deadline: Instant,
+    failures: &mut Backoff,
 ) -> Result<Fetched<Order>, Error> {
     let policy = &account.client().settings().poll;
-    let mut backoff = Backoff::new(policy, deadline);
     loop {
         match account.get_order(Step::PollOrder, url).await {
             Ok(order) => return Ok(order),
-            Err(e) if worth_retrying(&e, policy, deadline) => {
-                if backoff
+            Err(e) if worth_retrying(&e, policy, failures.deadline()) => {
+                if failures
                     .wait(e.retry_after(), Step::PollOrder, url)
                     .await
                     .is_err()
@@ -170,13 +228,14 @@ async fn fetch_order(
     }
 }
 
-/// Downloads the chains (retrying transient failures until the deadline) and picks one.
+/// Downloads the chains (retrying transient failures, paced by `failures`, until the
+/// deadline) and picks one.
 async fn download(
     account: &Account,
     record: &PendingOrder,
     key: &CertificateKey,
     order: &Order,
-    deadline: Instant,
+    failures: &mut Backoff,
 ) -> Result<Issued, Error> {
     let url = record.order_url.as_str();
     let cert_url = order
@@ -190,14 +249,12 @@ async fn download(
             body_snippet: String::new(),
         })?;
     let policy = &account.client().settings().poll;
-    let mut backoff = Backoff::new(policy, deadline);
     let chains = loop {
         match account.download_in(&cert_url, Some(url)).await {
             Ok(chains) => break chains,
-            Err(e) if worth_retrying(&e, policy, deadline) => {
-                let retry_after = e.retry_after();
-                if backoff
-                    .wait(retry_after, Step::Download, &cert_url)
+            Err(e) if worth_retrying(&e, policy, failures.deadline()) => {
+                if failures
+                    .wait(e.retry_after(), Step::Download, &cert_url)
                     .await
                     .is_err()
                 {

@@ -145,6 +145,19 @@ impl AccountKey {
         })
     }
 
+    /// Saves the key like [`AccountKey::save`], but only if no file is at `path` yet
+    /// (`O_EXCL` semantics: of processes creating the same key file at once, one wins).
+    /// `Ok(false)` when a file was already there: it is left untouched, load it instead.
+    pub fn save_new(&self, path: &Path) -> Result<bool, Error> {
+        keyfile::create_private(path, self.to_pkcs8_pem().as_bytes()).map_err(|source| {
+            Error::File {
+                step: Step::Account,
+                path: path.to_path_buf(),
+                source,
+            }
+        })
+    }
+
     /// The RFC 7638 thumbprint of the public key.
     pub fn thumbprint(&self) -> String {
         thumbprint_of(&self.jwk())

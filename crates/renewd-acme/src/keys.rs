@@ -259,6 +259,41 @@ impl JwsKey for CertificateKeySigner {
     }
 }
 
+/// The DNS names a CSR (DER) asks for: its subjectAltName dNSNames and subject common
+/// names, lower-cased, sorted, without duplicates — to compare a saved order's CSR with the
+/// names configured now. A CSR that does not parse, or asks for a name of another kind, is
+/// an error.
+pub fn csr_dns_names(csr_der: &[u8]) -> Result<Vec<String>, Error> {
+    use x509_parser::prelude::*;
+    let failed = |detail: String| Error::Key {
+        step: Step::Finalize,
+        what: "reading the names of a CSR",
+        detail,
+    };
+    let (_, csr) = X509CertificationRequest::from_der(csr_der)
+        .map_err(|e| failed(format!("it does not parse: {e}")))?;
+    let mut names = std::collections::BTreeSet::new();
+    for ext in csr.requested_extensions().into_iter().flatten() {
+        if let ParsedExtension::SubjectAlternativeName(san) = ext {
+            for name in &san.general_names {
+                match name {
+                    GeneralName::DNSName(n) => {
+                        names.insert(n.to_ascii_lowercase());
+                    }
+                    other => return Err(failed(format!("it asks for {other}"))),
+                }
+            }
+        }
+    }
+    for cn in csr.certification_request_info.subject.iter_common_name() {
+        let cn = cn
+            .as_str()
+            .map_err(|e| failed(format!("a common name is not text: {e}")))?;
+        names.insert(cn.to_ascii_lowercase());
+    }
+    Ok(names.into_iter().collect())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -289,6 +324,15 @@ mod tests {
             }
         }
         names
+    }
+
+    #[test]
+    fn the_names_of_a_csr_are_read_back_sorted_and_lower_case() {
+        let key = CertificateKey::generate(KeyType::EcdsaP256).unwrap();
+        let ids = [Identifier::dns("b.test"), Identifier::dns("A.test")];
+        let csr = key.csr_der(&ids).unwrap();
+        assert_eq!(csr_dns_names(&csr).unwrap(), ["a.test", "b.test"]);
+        assert!(csr_dns_names(b"not a csr").is_err());
     }
 
     #[test]

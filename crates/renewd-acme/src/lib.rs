@@ -18,7 +18,7 @@
 //! - `jws`: [`AccountKey`] (ES256, PKCS#8 PEM files mode 0600), flattened JWS, RFC 7638
 //!   thumbprints, [`ExternalAccountKey`] (EAB, HS256).
 //! - `account`: [`AcmeClient::new_account`], [`AcmeClient::find_account`],
-//!   [`Account::update_contact`], [`Account::key_rollover`].
+//!   [`Account::update_contact`], [`Account::key_rollover`], [`Account::deactivate`].
 //! - `order`: [`Account::new_order`] (identifiers, `profile`, `replaces`), authorizations,
 //!   challenges, [`Account::finalize`], polling that honours `Retry-After` (clamped) and
 //!   otherwise starts short and backs off ([`PollPolicy`]).
@@ -52,6 +52,8 @@ mod order;
 mod poll;
 mod probe;
 #[cfg(test)]
+mod scripted_recovery_tests;
+#[cfg(test)]
 mod scripted_tests;
 mod types;
 
@@ -72,7 +74,7 @@ pub use http::{
     BoxFuture, HttpClient, HttpSettings, HyperClient, TransportError, TransportErrorKind,
 };
 pub use jws::{AccountKey, ExternalAccountKey};
-pub use keys::CertificateKey;
+pub use keys::{CertificateKey, csr_dns_names};
 pub use observer::{LogObserver, RequestEvent, RequestObserver};
 pub use order::NewOrder;
 pub use poll::PollPolicy;

@@ -20,6 +20,14 @@ pub struct PollPolicy {
     pub max_retry_after: Duration,
     /// The overall limit on one wait for an authorization or an order.
     pub timeout: Duration,
+    /// The longest wait after consecutive failures of the CA (5xx, timeouts, resets) while
+    /// finishing an order: the waits start at `first_interval` and double up to this, so a
+    /// CA in an outage is not asked every few seconds for the whole order timeout.
+    pub max_failure_interval: Duration,
+    /// The most finalize requests one attempt at an order sends (the first one and the
+    /// re-sends of finalize recovery). After that the attempt ends `ca_unavailable` and the
+    /// order is left to be resumed later, after the caller's back-off.
+    pub max_finalizes: u32,
 }
 
 impl Default for PollPolicy {
@@ -29,6 +37,8 @@ impl Default for PollPolicy {
             max_interval: Duration::from_secs(4),
             max_retry_after: Duration::from_secs(60),
             timeout: Duration::from_secs(300),
+            max_failure_interval: Duration::from_secs(60),
+            max_finalizes: 5,
         }
     }
 }
@@ -59,26 +69,42 @@ pub(crate) struct Backoff {
     min: Duration,
     next: Duration,
     max: Duration,
+    /// Each step doubles (after failures) rather than growing by half (polling).
+    doubling: bool,
     max_retry_after: Duration,
     started: Instant,
     deadline: Instant,
 }
 
 impl Backoff {
+    /// Polling a resource that is not there yet: `first_interval`, ×1.5 up to
+    /// `max_interval`.
     pub(crate) fn new(policy: &PollPolicy, deadline: Instant) -> Backoff {
         Backoff {
             min: policy.first_interval,
             next: policy.first_interval,
             max: policy.max_interval.max(policy.first_interval),
+            doubling: false,
             max_retry_after: policy.max_retry_after,
             started: Instant::now(),
             deadline,
         }
     }
 
+    /// Asking again after the CA failed: `first_interval`, doubling up to
+    /// `max_failure_interval`.
+    pub(crate) fn after_failures(policy: &PollPolicy, deadline: Instant) -> Backoff {
+        Backoff {
+            max: policy.max_failure_interval.max(policy.first_interval),
+            doubling: true,
+            ..Backoff::new(policy, deadline)
+        }
+    }
+
     /// The next wait: `Retry-After` (relative to `now`, clamped to [first_interval,
     /// max_retry_after]: a CA saying `0` or a past date again and again must not be polled
-    /// in a hot loop) or the next back-off step (×1.5 up to the maximum).
+    /// in a hot loop) or the next back-off step (×1.5, or ×2 after failures, up to the
+    /// maximum).
     pub(crate) fn next_delay(
         &mut self,
         retry_after: Option<DateTime<Utc>>,
@@ -92,10 +118,20 @@ impl Backoff {
                 .max(self.min),
             None => {
                 let delay = self.next;
-                self.next = (self.next.saturating_mul(3) / 2).min(self.max);
+                let grown = if self.doubling {
+                    self.next.saturating_mul(2)
+                } else {
+                    self.next.saturating_mul(3) / 2
+                };
+                self.next = grown.min(self.max);
                 delay
             }
         }
+    }
+
+    /// The deadline the waits run against.
+    pub(crate) fn deadline(&self) -> Instant {
+        self.deadline
     }
 
     /// Waits before the next attempt; fails with [`Error::Deadline`] when the deadline has
@@ -136,6 +172,22 @@ mod tests {
         assert!(delays[0] <= Duration::from_millis(250));
         assert!(delays.windows(2).all(|w| w[1] >= w[0]));
         assert_eq!(*delays.last().unwrap(), policy.max_interval);
+    }
+
+    #[test]
+    fn after_failures_the_waits_double_up_to_a_minute() {
+        let policy = PollPolicy::default();
+        let mut b = Backoff::after_failures(&policy, Instant::now() + Duration::from_secs(600));
+        let now = Utc::now();
+        let delays: Vec<u64> = (0..12)
+            .map(|_| b.next_delay(None, now).as_millis() as u64)
+            .collect();
+        assert_eq!(
+            delays,
+            [
+                100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200, 60000, 60000
+            ]
+        );
     }
 
     #[test]

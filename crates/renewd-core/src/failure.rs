@@ -139,9 +139,11 @@ pub enum FailureClass {
     /// Retrying the same request at the same CA cannot help.
     Rejected {
         /// Whether the refusal is specific to this CA (`caa`, `invalidProfile`,
-        /// `externalAccountRequired`, `unsupportedIdentifier`, ...), so that another CA may
-        /// accept. Validation failures (`unauthorized`, `connection`, `dns`, `incorrectResponse`,
-        /// `rejectedIdentifier`, `badCSR`) are not: another CA would fail the same way.
+        /// `externalAccountRequired`, `unsupportedIdentifier`, `accountDoesNotExist`, an
+        /// `unauthorized` account at newOrder or an account request, ...), so that another CA
+        /// may accept. Validation failures (`unauthorized` for the names, `connection`, `dns`,
+        /// `incorrectResponse`, `rejectedIdentifier`, `badCSR`) are not: another CA would
+        /// fail the same way.
         ca_specific: bool,
     },
     /// Our side failed: disk, permissions, a hook, a challenge responder that could not

@@ -83,6 +83,44 @@ impl fmt::Display for RenewalReason {
     }
 }
 
+/// The installed certificate a dispatcher saw (in the state store) when it created a
+/// [`RenewalJob`]. A job can wait a while before a worker takes it; meanwhile another
+/// process (`renewd renew`, another daemon on a shared store) may renew the certificate.
+/// After taking the certificate's lease the issuer compares this with the store and ends
+/// the job without an order when the installed certificate changed (unless it is forced).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub enum SeenInstalled {
+    /// Not looked at: the issuer does not compare.
+    #[default]
+    Unchecked,
+    /// The store recorded no installed certificate.
+    Nothing,
+    /// The store recorded the installed certificate with this serial (lower-case hex
+    /// without leading zeros, as the store spells it).
+    Serial(String),
+}
+
+impl SeenInstalled {
+    /// What a dispatcher saw, from the store's installed serial (`None`: nothing installed).
+    pub fn from_serial(serial: Option<&str>) -> Self {
+        match serial {
+            Some(s) => SeenInstalled::Serial(s.to_string()),
+            None => SeenInstalled::Nothing,
+        }
+    }
+
+    /// Whether the store's installed serial `now` shows that someone else installed a
+    /// certificate since this was seen. `Unchecked` never says so; neither does a record
+    /// that disappeared (nothing was renewed then).
+    pub fn replaced_by(&self, now: Option<&str>) -> bool {
+        match (self, now) {
+            (SeenInstalled::Unchecked, _) | (_, None) => false,
+            (SeenInstalled::Nothing, Some(_)) => true,
+            (SeenInstalled::Serial(seen), Some(now)) => seen != now,
+        }
+    }
+}
+
 /// One unit of work for the issuance pool: get a fresh certificate for `cert`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenewalJob {
@@ -94,17 +132,27 @@ pub struct RenewalJob {
     pub urgency: Urgency,
     /// Restrict this job to one CA (`renewd renew --ca NAME`).
     pub only_ca: Option<CaName>,
+    /// The installed certificate the dispatcher saw in the store when it created the job
+    /// ([`SeenInstalled::Unchecked`] unless it set it).
+    pub seen_installed: SeenInstalled,
 }
 
 impl RenewalJob {
-    /// A job with no CA restriction.
+    /// A job with no CA restriction, for which nothing installed was looked at.
     pub fn new(cert: CertName, reason: RenewalReason, urgency: Urgency) -> Self {
         Self {
             cert,
             reason,
             urgency,
             only_ca: None,
+            seen_installed: SeenInstalled::Unchecked,
         }
+    }
+
+    /// The same job, recording what the dispatcher saw installed.
+    pub fn seen(mut self, seen: SeenInstalled) -> Self {
+        self.seen_installed = seen;
+        self
     }
 }
 
@@ -143,6 +191,23 @@ pub struct WorkDone {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_changed_installed_serial_shows_another_renewal() {
+        let seen = SeenInstalled::from_serial(Some("1a"));
+        assert!(seen.replaced_by(Some("2b")));
+        assert!(!seen.replaced_by(Some("1a")));
+        assert!(!seen.replaced_by(None));
+        let nothing = SeenInstalled::from_serial(None);
+        assert_eq!(nothing, SeenInstalled::Nothing);
+        assert!(nothing.replaced_by(Some("1a")));
+        assert!(!nothing.replaced_by(None));
+        assert!(!SeenInstalled::Unchecked.replaced_by(Some("1a")));
+        let name = CertName::new("www").unwrap();
+        let job = RenewalJob::new(name, RenewalReason::Expiring, Urgency::Normal);
+        assert_eq!(job.seen_installed, SeenInstalled::Unchecked);
+        assert_eq!(job.seen(seen.clone()).seen_installed, seen);
+    }
 
     #[test]
     fn urgency_orders_by_danger() {

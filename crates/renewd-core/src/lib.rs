@@ -12,7 +12,8 @@
 //! - [`FailureClass`] and [`OutcomeClass`]: the one classification of a failure, computed
 //!   next to the protocol in `renewd-acme` and only *read* everywhere downstream.
 //! - [`RequestOutcome`]: one ACME request's result, as the ledger stores it.
-//! - [`Urgency`], [`RenewalJob`], [`RenewalReason`]: what the scheduler hands the workers.
+//! - [`Urgency`], [`RenewalJob`], [`RenewalReason`], [`SeenInstalled`]: what the scheduler
+//!   hands the workers.
 //! - [`KeyType`], [`ChallengeType`]: the choices a certificate's config makes.
 //! - [`Work`], [`WorkDone`]: the messages between the scheduler and the issuance pool.
 //! - [`Backoff`]: the per-certificate back-off steps after failures.
@@ -29,7 +30,7 @@ mod outcome;
 pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use failure::{FailureClass, OutcomeClass, Step, UnknownLabel};
-pub use job::{RenewalJob, RenewalReason, Urgency, Work, WorkDone};
+pub use job::{RenewalJob, RenewalReason, SeenInstalled, Urgency, Work, WorkDone};
 pub use kinds::{ChallengeType, KeyType};
 pub use names::{CaName, CertName, DomainName, NameError};
 pub use outcome::RequestOutcome;

@@ -1,12 +1,15 @@
 //! The account at each CA: its key is `STATE/accounts/CA/account.key` (mode 0600, generated
 //! once), its URL and contact are an [`AccountRecord`] in the store. On first use in a
 //! process the account is found by its key or created (with the config's EAB and terms
-//! agreement), and its contact updated when the config's changed. Every request is a ledger
-//! row (step `account`); local failures are noted with that step too.
+//! agreement), and its contact updated when the config's changed. When the CA later says
+//! the account does not exist or may not act, it is forgotten ([`forget`]) and the next
+//! attempt finds or creates it again. Every request is a ledger row (step `account`);
+//! local failures are noted with that step too.
 
 use std::fs::DirBuilder;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -44,6 +47,7 @@ pub(crate) async fn account(
         Ok(account) => {
             tracing::info!(ca = %rt.name(), account_url = account.url(), "account ready");
             *cached = Some(account.clone());
+            rt.account_doubted.store(false, Ordering::SeqCst);
         }
         Err(setback) if setback.class == renewd_core::FailureClass::Local => ledger.note(Note {
             step: Step::Account,
@@ -55,6 +59,18 @@ pub(crate) async fn account(
         Err(_) => {}
     }
     result
+}
+
+/// Forgets the account of `rt`'s CA after the CA said it does not exist or may not act
+/// ([`renewd_acme::Error::account_unusable`]): the next attempt looks its key up again, or
+/// creates the account, instead of reusing the stored URL — no restart needed.
+pub(crate) async fn forget(rt: &CaRuntime, why: &str) {
+    rt.account_doubted.store(true, Ordering::SeqCst);
+    let mut cached = rt.account.lock().await;
+    if let Some(account) = cached.take() {
+        tracing::warn!(ca = %rt.name(), account_url = account.url(),
+            "the CA refused the account ({why}); it is looked up again before the next order");
+    }
 }
 
 async fn set_up(
@@ -72,27 +88,35 @@ async fn set_up(
     let record = store
         .account(ca)
         .map_err(|e| Setback::local(Step::Account, format!("reading the account record: {e}")))?
-        .filter(|r| r.key_path == path && !r.url.is_empty() && !new_key);
+        .filter(|r| r.key_path == path && !r.url.is_empty() && !new_key)
+        .filter(|_| !rt.account_doubted.load(Ordering::SeqCst));
     if let Some(record) = record {
         ledger.set_account(&record.url);
-        let account = client.account(key, record.url.clone());
-        if record.contact != config.contact {
-            match account.update_contact(&config.contact).await {
-                Ok(_) => {
-                    let updated = AccountRecord {
-                        contact: config.contact.clone(),
-                        ..record
-                    };
-                    if let Err(e) = store.put_account(&updated) {
-                        tracing::warn!(ca = %ca, error = %e, "could not store the new contact");
-                    }
+        let account = client.account(key.clone(), record.url.clone());
+        if record.contact == config.contact {
+            return Ok(account);
+        }
+        match account.update_contact(&config.contact).await {
+            Ok(_) => {
+                let updated = AccountRecord {
+                    contact: config.contact.clone(),
+                    ..record
+                };
+                if let Err(e) = store.put_account(&updated) {
+                    tracing::warn!(ca = %ca, error = %e, "could not store the new contact");
                 }
-                // The account still works; the next start tries again.
-                Err(e) => tracing::warn!(ca = %ca, step = "account", class = %e.class(),
-                    error = %e, "could not update the account's contact"),
+                return Ok(account);
+            }
+            // The CA does not know the account any more: look the key up below.
+            Err(e) if e.account_unusable() => tracing::warn!(ca = %ca, step = "account",
+                error = %e, "the stored account is refused; looking its key up again"),
+            // The account still works; the next start tries again.
+            Err(e) => {
+                tracing::warn!(ca = %ca, step = "account", class = %e.class(),
+                    error = %e, "could not update the account's contact");
+                return Ok(account);
             }
         }
-        return Ok(account);
     }
     // A key the CA may know (the record was lost): look it up before creating.
     let found = if new_key {
@@ -141,7 +165,9 @@ async fn set_up(
 }
 
 /// The key at `path`, or a new one saved there (directory 0700, file 0600). `true` when
-/// new. A file that exists but does not load is an error, never overwritten.
+/// new. A file that exists but does not load is an error, never overwritten; and of two
+/// processes creating the key at once only one saves it, the other loads that one (a key
+/// overwritten after its account was made would lose the account).
 fn load_or_create_key(path: &Path) -> Result<(AccountKey, bool), Setback> {
     if path.exists() {
         return AccountKey::load(path)
@@ -158,6 +184,41 @@ fn load_or_create_key(path: &Path) -> Result<(AccountKey, bool), Setback> {
             })?;
     }
     let key = AccountKey::generate();
-    key.save(path).map_err(Setback::from)?;
-    Ok((key, true))
+    if key.save_new(path).map_err(Setback::from)? {
+        Ok((key, true))
+    } else {
+        // Another process created it meanwhile: theirs is the key.
+        AccountKey::load(path)
+            .map(|k| (k, false))
+            .map_err(Setback::from)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_creating_the_account_key_at_once_end_with_the_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accounts/a/account.key");
+        let barrier = std::sync::Barrier::new(6);
+        let keys: Vec<(String, bool)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..6)
+                .map(|_| {
+                    let (path, barrier) = (&path, &barrier);
+                    s.spawn(move || {
+                        barrier.wait();
+                        let (key, new) = load_or_create_key(path).unwrap();
+                        (key.thumbprint(), new)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let on_disk = AccountKey::load(&path).unwrap().thumbprint();
+        assert!(keys.iter().all(|(k, _)| *k == on_disk), "{keys:?}");
+        assert!(keys.iter().filter(|(_, new)| *new).count() <= 1, "{keys:?}");
+    }
 }

@@ -2,8 +2,11 @@
 //! for its renewal window (RFC 9773) and store it with the time to ask again: `Retry-After`
 //! clamped to [1 min, 1 day]; after a 5xx or timeout an exponential back-off; after other
 //! errors, or without `Retry-After`, about 6 hours. No `renewalInfo` in the directory (or
-//! ARI off in the config, or nothing installed by renewd): `next_check` is cleared, so the
-//! scheduler stops asking. Requests are ledger rows (step `renewal_info`).
+//! ARI off in the config, or nothing installed by renewd, or its CA no longer configured):
+//! the state is marked `not_offered_at`, and the scheduler plans no more checks for that
+//! certificate until the config is loaded again (a reload may bring the CA back, and a
+//! probe refreshes the directory, which may now offer `renewalInfo`). Requests are ledger
+//! rows (step `renewal_info`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,8 +64,15 @@ pub(crate) async fn check(inner: &Arc<Inner>, cert: &CertName) {
             return;
         }
     };
+    let now = inner.clock.now();
+    let not_offered = |a: &mut AriState| {
+        *a = AriState {
+            not_offered_at: Some(now),
+            ..AriState::default()
+        }
+    };
     let Some(installed) = state.installed else {
-        return store(inner, cert, None, |a| a.next_check = None);
+        return store(inner, cert, None, not_offered);
     };
     let target = installed
         .issuer_ca
@@ -70,9 +80,7 @@ pub(crate) async fn check(inner: &Arc<Inner>, cert: &CertName) {
         .zip(installed.ari_cert_id.as_ref())
         .and_then(|(ca, id)| Some((generation.cas.get(ca)?, id.parse::<CertId>().ok()?)));
     let Some((rt, cert_id)) = target.filter(|_| config.renewal.ari) else {
-        return store(inner, cert, Some(&installed.serial), |a| {
-            a.next_check = None
-        });
+        return store(inner, cert, Some(&installed.serial), not_offered);
     };
     let ca = rt.name();
     let ledger = Ledger::new(inner, ca.clone(), Some(cert.clone()));
@@ -82,6 +90,12 @@ pub(crate) async fn check(inner: &Arc<Inner>, cert: &CertName) {
     let client = rt.client.with_observer(ledger.observer());
     let result = client.renewal_info(&cert_id).await;
     let now = inner.clock.now();
+    let not_offered = |a: &mut AriState| {
+        *a = AriState {
+            not_offered_at: Some(now),
+            ..AriState::default()
+        }
+    };
     let serial = Some(installed.serial.as_str());
     match result {
         Ok(info) => {
@@ -98,13 +112,14 @@ pub(crate) async fn check(inner: &Arc<Inner>, cert: &CertName) {
                     window_end: Some(info.window_end),
                     explanation_url: info.explanation_url.clone(),
                     next_check: Some(next),
+                    not_offered_at: None,
                 };
             });
         }
         Err(Error::Unsupported { .. }) => {
             tracing::info!(cert_name = %cert, ca = %ca, step = "renewal_info",
                 "the CA offers no renewal information");
-            store(inner, cert, serial, |a| a.next_check = None);
+            store(inner, cert, serial, not_offered);
         }
         Err(e) => {
             let wait = if e.class() == FailureClass::CaUnavailable {

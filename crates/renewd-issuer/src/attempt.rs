@@ -2,8 +2,8 @@
 //! half-open trial and for critical jobs at open circuits), the account, then the order —
 //! resuming the stored pending order when it lives at this CA, else abandoning any pending
 //! order elsewhere and creating a new one. The verdict goes to the CA's circuit; a rate
-//! limit blocks the CA; a pending order that can no longer complete is cleared, one that
-//! still can is kept for the next attempt.
+//! limit blocks the CA; a pending order the CA says can no longer complete is cleared
+//! (`renewd_acme::Error::order_is_dead`), any other is kept for the next attempt.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +22,8 @@ use crate::pending::{StoreSink, resume_record};
 use crate::selection::Access;
 use crate::setback::{Setback, one_line};
 
-/// How long a CA that rate-limited renewd without saying until when is left alone.
+/// How long a CA that rate-limited renewd without saying until when (or with a Retry-After
+/// already past) is left alone, and the shortest block of all.
 const DEFAULT_RATE_LIMIT_BLOCK: Duration = Duration::from_secs(5 * 60);
 /// The longest `Retry-After` of a rate limit honoured: a CA asking for more is asked
 /// again after this (other CAs take the orders meanwhile).
@@ -47,7 +48,8 @@ pub(crate) enum Attempted {
     Interrupted,
 }
 
-/// What an attempt's failure says about the CA's health.
+/// What an attempt's failure says about the CA's health: only `ca_unavailable` counts; a
+/// refusal, a rate limit, a bad nonce or a local failure is neutral (see `breaker`).
 pub(crate) fn verdict(class: FailureClass) -> Verdict {
     match class {
         FailureClass::CaUnavailable => Verdict::Failure,
@@ -86,11 +88,25 @@ pub(crate) async fn attempt(run: &Run<'_>, rt: &Arc<CaRuntime>, access: Access) 
 /// The end of a rate limit on the issuer's clock. The ACME client states `Retry-After` as a
 /// time on the system clock; the delay it stands for is what counts.
 fn rate_limit_end(run: &Run<'_>, s: &Setback) -> chrono::DateTime<Utc> {
-    let wait = match s.rate_limit_end() {
-        Some(at) => crate::ari_check::whole_seconds(at - Utc::now()).min(MAX_RATE_LIMIT_BLOCK),
+    after(
+        run.inner.clock.now(),
+        rate_limit_block(s.rate_limit_end(), Utc::now()),
+    )
+}
+
+/// How long a CA that rate-limited renewd is left alone: its `Retry-After` (a time on the
+/// system clock, read against `system_now`) within [`DEFAULT_RATE_LIMIT_BLOCK`,
+/// `MAX_RATE_LIMIT_BLOCK`]; the default when it said nothing. A `Retry-After` of zero or in
+/// the past gets the default too, not a block that has already ended.
+fn rate_limit_block(
+    retry_after: Option<chrono::DateTime<Utc>>,
+    system_now: chrono::DateTime<Utc>,
+) -> Duration {
+    match retry_after {
+        Some(at) => crate::ari_check::whole_seconds(at - system_now)
+            .clamp(DEFAULT_RATE_LIMIT_BLOCK, MAX_RATE_LIMIT_BLOCK),
         None => DEFAULT_RATE_LIMIT_BLOCK,
-    };
-    after(run.inner.clock.now(), wait)
+    }
 }
 
 async fn attempt_with_permit(run: &Run<'_>, rt: &Arc<CaRuntime>, access: &Access) -> Attempted {
@@ -104,6 +120,7 @@ async fn attempt_with_permit(run: &Run<'_>, rt: &Arc<CaRuntime>, access: &Access
             step: Step::Probe,
             message: format!("health probe of {ca} failed: {}", probe.message),
             retry_after: None,
+            retry_within: None,
         });
     }
     let ca_ledger = Ledger::new(run.inner, ca.clone(), None);
@@ -197,6 +214,9 @@ async fn attempt_with_permit(run: &Run<'_>, rt: &Arc<CaRuntime>, access: &Access
         }
         Err(e) => {
             let setback = Setback::from(&e);
+            if e.account_unusable() {
+                account::forget(rt, &one_line(&e.to_string())).await;
+            }
             if setback.class == FailureClass::Local {
                 // Not a request: the ledger has no row for it yet.
                 note_local(
@@ -211,12 +231,14 @@ async fn attempt_with_permit(run: &Run<'_>, rt: &Arc<CaRuntime>, access: &Access
                 problem_type = e.problem_type(), class = %setback.class,
                 "order failed: {}", setback.message);
             if let Some(order_url) = sink.order_url()
-                && !setback.class.is_transient()
+                && e.order_is_dead()
                 && let Ok(Some(p)) = run.stored_pending()
                 && p.order_url == order_url
             {
-                // The order can no longer complete (invalid, refused): the next attempt
-                // starts a new one.
+                // The CA says the order can no longer complete (it is invalid, whatever
+                // its error; it or its account is gone): the next attempt starts a new
+                // one. Nothing else drops a saved order — a gateway's 404 page after a
+                // finalize that issued must not cost the certificate.
                 run.abandon(
                     &p,
                     &format!("it cannot complete: {}", one_line(&setback.message)),
@@ -301,4 +323,38 @@ async fn probe(run: &Run<'_>, rt: &Arc<CaRuntime>, fresh: bool) -> ProbeResult {
         run.book().probed(ca, result.ok(), result.latency, verdict);
     }
     result
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use chrono::{DateTime, TimeDelta};
+
+    use super::*;
+
+    #[test]
+    fn only_a_ca_failure_moves_the_circuit_refusals_are_neutral() {
+        assert_eq!(verdict(FailureClass::CaUnavailable), Verdict::Failure);
+        for class in [
+            FailureClass::Rejected { ca_specific: true },
+            FailureClass::Rejected { ca_specific: false },
+            FailureClass::RateLimited { retry_after: None },
+            FailureClass::BadNonce,
+            FailureClass::Local,
+        ] {
+            assert_eq!(verdict(class), Verdict::Neutral, "{class}");
+        }
+    }
+
+    #[test]
+    fn a_rate_limit_blocks_at_least_the_default_and_at_most_a_week() {
+        let now = DateTime::from_timestamp(1_750_000_000, 0).unwrap();
+        let block = |secs: i64| rate_limit_block(Some(now + TimeDelta::seconds(secs)), now);
+        assert_eq!(block(-3600), DEFAULT_RATE_LIMIT_BLOCK, "a date in the past");
+        assert_eq!(block(0), DEFAULT_RATE_LIMIT_BLOCK);
+        assert_eq!(block(30), DEFAULT_RATE_LIMIT_BLOCK);
+        assert_eq!(block(3600), Duration::from_secs(3600));
+        assert_eq!(block(30 * 24 * 3600), MAX_RATE_LIMIT_BLOCK);
+        assert_eq!(rate_limit_block(None, now), DEFAULT_RATE_LIMIT_BLOCK);
+    }
 }

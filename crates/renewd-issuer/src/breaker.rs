@@ -11,9 +11,11 @@
 //! The breaker counts *attempts*, not requests: a failed probe, a failed account setup, or
 //! an order attempt that ended `ca_unavailable` each count once. Counting requests would let
 //! the order polls that succeed between failed finalizes reset the count, and a CA that
-//! never issues would never open. A completed order resets the count (so does a refusal:
-//! a CA that answers with a problem document is up); a good probe alone does not, since a
-//! CA whose front door answers may still fail every finalize.
+//! never issues would never open. Only a completed order resets the count and closes the
+//! circuit. A good probe does not, and neither does a refusal (a problem document, a rate
+//! limit): both prove the CA's front door answers, not that its orders complete — a CA
+//! that refuses newOrder quickly may still fail every finalize. They are neutral: a
+//! half-open circuit whose trial is refused stays half-open for the next trial.
 //!
 //! The first open period is `breaker.cooldown`; each re-open from half-open doubles the
 //! last one, up to `breaker.max_cooldown`; closing forgets it. Time comes from the caller
@@ -28,9 +30,9 @@ use renewd_store::{CaHealth, CircuitState};
 pub(crate) enum Verdict {
     /// `ca_unavailable`: counts towards opening; re-opens a half-open circuit.
     Failure,
-    /// The CA worked (an order completed, or the CA answered with a refusal): closes.
+    /// The CA worked (an order completed): closes.
     Success,
-    /// Says nothing about health (a good probe, a local failure, a rate limit).
+    /// Says nothing about health (a good probe, a refusal, a rate limit, a local failure).
     Neutral,
 }
 

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -60,6 +60,9 @@ pub(crate) struct CaRuntime {
     pub(crate) probe: ProbeGate,
     /// The account, once set up (with the CA-level observer; jobs re-observe it).
     pub(crate) account: Mutex<Option<Account>>,
+    /// The CA said the account does not exist or may not act: the stored record is not
+    /// trusted until the key has been looked up (or the account created) again.
+    pub(crate) account_doubted: AtomicBool,
     probe_timeout: Duration,
 }
 
@@ -97,6 +100,7 @@ impl CaRuntime {
             orders: Arc::new(Semaphore::new(ca.max_concurrent_orders.max(1))),
             probe: ProbeGate::default(),
             account: Mutex::new(None),
+            account_doubted: AtomicBool::new(false),
             probe_timeout: breaker.probe_timeout,
         })
     }

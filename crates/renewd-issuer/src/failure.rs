@@ -40,7 +40,10 @@ pub(crate) async fn record(run: &Run<'_>, setback: &Setback, ca: Option<&CaName>
             message: message.clone(),
             at: now,
         });
-        let delay = backoff.jittered(s.backoff_step, JITTER, unit);
+        let mut delay = backoff.jittered(s.backoff_step, JITTER, unit);
+        if let Some(within) = setback.retry_within {
+            delay = delay.min(within);
+        }
         let mut next = after(now, delay);
         if let Some(floor) = floor {
             next = next.max(floor);

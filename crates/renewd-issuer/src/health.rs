@@ -56,11 +56,14 @@ pub(crate) enum Availability {
     Ready,
     /// The circuit is half-open and this job holds the trial: one fresh probe, one order.
     Trial(TrialGuard),
-    /// The circuit is open (or half-open with the trial taken by another job).
+    /// The circuit is open.
     Open {
         /// When the cool-down ends, if known.
         until: Option<DateTime<Utc>>,
     },
+    /// The circuit is half-open and another job of this process holds the trial: wait for
+    /// its verdict.
+    TrialBusy,
     /// The CA rate-limited renewd until then: nothing may be sent.
     Blocked {
         /// The end of the block.
@@ -78,8 +81,31 @@ impl Availability {
                 format!("{ca}'s circuit is open until {}", t.to_rfc3339())
             }
             Availability::Open { until: None } => format!("{ca}'s circuit is open"),
+            Availability::TrialBusy => {
+                format!("{ca}'s circuit is half-open and another job holds its trial")
+            }
             Availability::Blocked { until } => {
                 format!("{ca} rate-limited renewd until {}", until.to_rfc3339())
+            }
+        }
+    }
+}
+
+/// How long a job waits for another job's half-open trial to end (a trial is one probe
+/// and one order: minutes at most).
+pub(crate) const TRIAL_WAIT: Duration = Duration::from_secs(60);
+
+impl Availability {
+    /// When the CA may take an order from this job, as far as is known now: the end of a
+    /// rate limit or cool-down, a while for a trial in progress, or now.
+    pub(crate) fn usable_from(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            Availability::Ready | Availability::Trial(_) => now,
+            Availability::Blocked { until } | Availability::Open { until: Some(until) } => {
+                (*until).max(now)
+            }
+            Availability::Open { until: None } | Availability::TrialBusy => {
+                crate::breaker::after(now, TRIAL_WAIT)
             }
         }
     }
@@ -124,7 +150,7 @@ impl HealthBook<'_> {
             CircuitGate::Open(until) => Availability::Open { until },
             CircuitGate::HalfOpen => match self.trials.take(ca) {
                 Some(guard) => Availability::Trial(guard),
-                None => Availability::Open { until: None },
+                None => Availability::TrialBusy,
             },
         })
     }
@@ -276,7 +302,7 @@ mod tests {
         ));
         assert!(matches!(
             book.availability(&a).unwrap(),
-            Availability::Open { until: None }
+            Availability::TrialBusy
         ));
         // The trial ends without a verdict: the slot is free again.
         drop(trial);

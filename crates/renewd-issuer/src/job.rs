@@ -1,5 +1,6 @@
 //! One renewal ([`Work::Renew`](renewd_core::Work)): claim the certificate (in-process set and
-//! the store's lease), resume a pending order first, choose the CAs by urgency, try them in
+//! the store's lease), stop if another process renewed it since the job was dispatched
+//! (unless forced), resume a pending order first, choose the CAs by urgency, try them in
 //! turn under the failure policy, then install or record the failure. Every outcome is in
 //! the store before the job returns.
 
@@ -7,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use renewd_config::{CertConfig, Config};
-use renewd_core::{CaName, FailureClass, OutcomeClass, RenewalJob, Step, Urgency};
+use renewd_core::{CaName, FailureClass, OutcomeClass, RenewalJob, RenewalReason, Step, Urgency};
 use renewd_store::{CertState, CircuitState, PendingKeys, PendingOrder};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -22,6 +23,10 @@ use crate::ledger::{Ledger, Note};
 use crate::pool::{Inner, JobResult};
 use crate::selection;
 use crate::setback::Setback;
+
+/// At critical urgency, how long a rate limit on the pending order's CA is waited out
+/// rather than abandoning the order for another CA.
+const SHORT_WAIT_FOR_ORDER: chrono::TimeDelta = chrono::TimeDelta::minutes(30);
 
 /// Runs one renewal job to its end.
 pub(crate) async fn renew(
@@ -156,6 +161,19 @@ impl Run<'_> {
                 return crate::failure::record(self, &s, None).await;
             }
         };
+        // The job may have waited for a worker while another process renewed the
+        // certificate (and released the lease): then there is nothing left to do.
+        let installed_serial = state.installed.as_ref().map(|i| i.serial.as_str());
+        if job.reason != RenewalReason::Forced
+            && job.seen_installed.replaced_by(installed_serial)
+            && let Some(serial) = installed_serial
+        {
+            tracing::info!(cert_name = %self.cert.name, serial,
+                "renewed by another process since this job was dispatched; nothing to do");
+            return JobResult::AlreadyRenewed {
+                serial: serial.to_string(),
+            };
+        }
         if job.urgency == Urgency::Critical {
             let not_after = state.installed.as_ref().map(|i| i.not_after);
             tracing::error!(cert_name = %self.cert.name, urgency = "critical",
@@ -192,6 +210,13 @@ impl Run<'_> {
             self.abandon(p, "its CA is no longer in the certificate's list");
             pending = None;
         }
+        if let Some(p) = &pending
+            && let Some(why) = crate::pending::names_changed(p, self.cert)
+        {
+            // Before resuming: its certificate would fail the name check and be wasted.
+            self.abandon(p, &why);
+            pending = None;
+        }
 
         // Each CA's availability now; the pending order's CA first, even when `--ca` names
         // another: never a second order while the first can still complete.
@@ -221,51 +246,46 @@ impl Run<'_> {
             tracing::info!(cert_name = %self.cert.name, ca = %ca, "skipping: {}",
                 availability.describe(ca));
         }
+        let now = self.inner.clock.now();
         if let Some(p) = &pending
             && plan.first().map(|c| &c.ca) != Some(&p.ca)
-            && job.urgency == Urgency::Normal
         {
-            // The order's CA cannot be reached now; at normal urgency wait for it rather
-            // than order elsewhere.
+            // The order's CA cannot take it now (its trial is another job's, its circuit
+            // is open, it rate-limited renewd). The order may still complete there: below
+            // critical urgency wait for it rather than order elsewhere, and at critical
+            // urgency too when the wait is short. Not this certificate's failure.
             let availability = skipped.iter().find(|(ca, _)| ca == &p.ca).map(|(_, a)| a);
-            let class = match availability {
-                Some(Availability::Blocked { until }) => FailureClass::RateLimited {
-                    retry_after: Some(*until),
-                },
-                _ => FailureClass::CaUnavailable,
-            };
-            let why = availability.map_or_else(String::new, |a| a.describe(&p.ca));
-            let s = Setback {
-                class,
-                step: Step::PollOrder,
-                message: format!("waiting to resume the pending order at {}: {why}", p.ca),
-                retry_after: None,
-            };
-            return crate::failure::record(self, &s, Some(&p.ca)).await;
+            let until = availability.map_or(now, |a| a.usable_from(now));
+            let short = availability.is_some_and(|a| match a {
+                Availability::TrialBusy => true,
+                Availability::Blocked { until } => *until - now <= SHORT_WAIT_FOR_ORDER,
+                _ => false,
+            });
+            if job.urgency < Urgency::Critical || short {
+                let why = availability.map_or_else(String::new, |a| a.describe(&p.ca));
+                return crate::deferral::defer(
+                    self,
+                    until,
+                    &format!("waiting to resume the pending order at {}: {why}", p.ca),
+                );
+            }
+            tracing::warn!(cert_name = %self.cert.name, ca = %p.ca, order_url = %p.order_url,
+                "critical: the pending order's CA is out of reach; trying the other CAs");
         }
         if plan.is_empty() {
+            // Every CA this job may use is in another job's trial, cooling down or
+            // rate-limiting renewd: wait for the first to become usable.
             let reasons: Vec<String> = skipped.iter().map(|(ca, a)| a.describe(ca)).collect();
-            let earliest_block = skipped
+            let until = skipped
                 .iter()
-                .map(|(_, a)| match a {
-                    Availability::Blocked { until } => Some(*until),
-                    _ => None,
-                })
-                .collect::<Option<Vec<_>>>()
-                .and_then(|v| v.into_iter().min());
-            let class = match earliest_block {
-                Some(until) => FailureClass::RateLimited {
-                    retry_after: Some(until),
-                },
-                None => FailureClass::CaUnavailable,
-            };
-            let s = Setback {
-                class,
-                step: Step::Probe,
-                message: format!("no CA can take an order now: {}", reasons.join("; ")),
-                retry_after: None,
-            };
-            return crate::failure::record(self, &s, None).await;
+                .map(|(_, a)| a.usable_from(now))
+                .min()
+                .unwrap_or(now);
+            return crate::deferral::defer(
+                self,
+                until,
+                &format!("no CA can take an order now: {}", reasons.join("; ")),
+            );
         }
 
         let mut last: Option<(CaName, Setback)> = None;
@@ -291,7 +311,11 @@ impl Run<'_> {
                 Attempted::Interrupted => return JobResult::Interrupted,
                 Attempted::Failed(s) => s,
             };
-            let go_on = selection::may_continue(job.urgency, setback.class);
+            // Going on would abandon an order that may still complete (the one resumed,
+            // or the one just made): only a critical job may do that.
+            let order_alive = !matches!(self.stored_pending(), Ok(None));
+            let go_on = selection::may_continue(job.urgency, setback.class)
+                && (job.urgency == Urgency::Critical || !order_alive);
             last = Some((candidate.ca.clone(), setback));
             if !go_on {
                 break;

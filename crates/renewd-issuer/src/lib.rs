@@ -23,6 +23,7 @@
 //! - `selection`: which CAs a job tries and when it moves on, by urgency and failure class.
 //! - `job` (one renewal), `attempt` (one CA: probe, account, resume or new order),
 //!   `success` (verify, install, state, deploy), `failure` (back-off, failure hooks),
+//!   `deferral` (waiting on a CA's trial, cool-down or rate limit without a failure),
 //!   `ari_check` (renewal windows), `pending` (pending orders in the store), `lease`
 //!   (one job per certificate, across processes), `ledger` (one row per request, each
 //!   also handed to the [`OutcomeHook`] of the [`IssuerOptions`]; by default
@@ -34,17 +35,29 @@
 //!
 //! Every failure arrives classified ([`FailureClass`](renewd_core::FailureClass), computed
 //! in `renewd-acme`). `ca_unavailable` counts against the CA's circuit and keeps the
-//! pending order for the next attempt — unless an urgent job fails over, which abandons it
-//! just before ordering elsewhere; `rate_limited` blocks the CA until its `Retry-After`;
+//! pending order for the next attempt; a pending order is given up only when the CA says it
+//! can never complete, or by a critical job that fails over (just before ordering
+//! elsewhere — never merely because its CA's trial is busy or the CA rate-limited renewd
+//! for a short while: then it waits); below critical urgency a job never moves on from a
+//! CA where its order may still complete; `rate_limited` blocks the CA until its `Retry-After`;
 //! a persistent `bad_nonce` is retried later at the same CA; a CA-specific refusal moves
 //! on to the next CA at any urgency; validation failures and local failures back off
-//! without failover and are never blamed on the CA.
+//! without failover and are never blamed on the CA. A job whose CAs cannot take an order
+//! yet (another job's half-open trial, open circuits, rate limits) is deferred, not failed.
+//!
+//! Rate limits are CA-wide, as DESIGN.md has it: a `429`/`rateLimited` answer blocks the
+//! whole CA (for renewd's account there) until its `Retry-After`, for every certificate.
+//! The known risk: a limit that is really per name set (a CA's duplicate-certificate
+//! limit, say) also moves the other certificates off that CA until it ends: they order at
+//! the next CA in their list, and those with no other CA wait (deferred, no failure).
+//! Accepted: a CA that says "slow down" gets no request at all before it said it may.
 
 mod account;
 mod ari_check;
 mod attempt;
 mod breaker;
 mod ca_runtime;
+mod deferral;
 mod error;
 mod events;
 mod failure;

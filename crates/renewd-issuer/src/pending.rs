@@ -1,7 +1,7 @@
 //! Pending orders in the store: [`StoreSink`] persists the record the ACME flow hands over
 //! before any challenge and before finalize (key file first, mode 0600, then the row), and
 //! [`resume_record`] rebuilds the ACME client's record from the row, the key file and the
-//! config. The row is cleared by the job — after the certificate is installed, or when the
+//! config; [`names_changed`] says when the config's names no longer match the order's CSR. The row is cleared by the job — after the certificate is installed, or when the
 //! order can no longer complete — never by the flow's `finished` callback, so a crash
 //! between download and install resumes (and re-downloads) the same order.
 
@@ -127,6 +127,30 @@ impl PendingOrderSink for StoreSink {
             Ok(())
         })
     }
+}
+
+/// Why a stored pending order no longer fits the certificate's config, if it does not: the
+/// names its CSR asks for differ from the configured domains (the config changed since the
+/// order was made). Finishing it would only bring a certificate that fails the name check.
+pub(crate) fn names_changed(pending: &PendingOrder, cert: &CertConfig) -> Option<String> {
+    let ordered = match renewd_acme::csr_dns_names(&pending.csr_der) {
+        Ok(names) => names,
+        Err(e) => return Some(format!("its CSR cannot be read: {e}")),
+    };
+    let mut configured: Vec<String> = cert
+        .domains
+        .iter()
+        .map(|d| d.as_str().to_ascii_lowercase())
+        .collect();
+    configured.sort();
+    configured.dedup();
+    (ordered != configured).then(|| {
+        format!(
+            "the certificate's names changed since it was ordered (ordered {}; configured {})",
+            ordered.join(", "),
+            configured.join(", ")
+        )
+    })
 }
 
 /// The ACME client's record of a stored pending order: the key from its file, the CSR from

@@ -90,6 +90,22 @@ pub enum JobResult {
     },
     /// Another job (this process or another) holds the certificate; nothing was done.
     Busy,
+    /// No CA the job may use can take an order yet (another job's half-open trial, an open
+    /// circuit, a rate limit), or its pending order's CA cannot: the job waits until
+    /// `until` (the store's `next_attempt`). Not a failure: no streak, back-off or hook.
+    Deferred {
+        /// When it may go on.
+        until: DateTime<Utc>,
+        /// Why, in one line.
+        reason: String,
+    },
+    /// Another process installed a new certificate after this job was dispatched (the
+    /// installed serial differs from [`RenewalJob::seen_installed`]); nothing was done and
+    /// nothing is recorded as a failure.
+    AlreadyRenewed {
+        /// The serial installed now.
+        serial: String,
+    },
     /// Shutdown stopped the job at a persisted point; nothing was recorded as a failure.
     Interrupted,
     /// The certificate is not in the config (any more).

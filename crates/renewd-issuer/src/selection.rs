@@ -7,9 +7,12 @@
 //!   issue this certificate, so the next one is asked at any urgency).
 //! - `urgent`: every such CA in list order, moving on after any failure whose class allows
 //!   failover (`ca_unavailable`, `rate_limited`, CA-specific refusals).
-//! - `critical`: as `urgent`, then the CAs with open circuits (each probed first).
+//! - `critical`: as `urgent`, then the CAs with open circuits or another job's half-open
+//!   trial (each probed first).
 //!
-//! A rate-limiting CA is never tried before its `Retry-After`, whatever the urgency.
+//! A rate-limiting CA is never tried before its `Retry-After`, whatever the urgency. The
+//! job adds one rule to these: while an order that may still complete is pending, only a
+//! critical job moves on to another CA (which abandons the order).
 
 use renewd_core::{CaName, FailureClass, Urgency};
 
@@ -62,10 +65,12 @@ pub(crate) fn plan(
                 ca,
                 access: Access::Trial { _slot: guard },
             }),
-            Availability::Open { .. } if urgency == Urgency::Critical => open.push(Candidate {
-                ca,
-                access: Access::Forced,
-            }),
+            Availability::Open { .. } | Availability::TrialBusy if urgency == Urgency::Critical => {
+                open.push(Candidate {
+                    ca,
+                    access: Access::Forced,
+                })
+            }
             other => skipped.push((ca, other)),
         }
     }
@@ -118,6 +123,7 @@ mod tests {
                 ca("trial"),
                 Availability::Trial(slots.take(&ca("trial")).unwrap()),
             ),
+            (ca("busy"), Availability::TrialBusy),
         ]
     }
 
@@ -126,12 +132,13 @@ mod tests {
         for urgency in [Urgency::Normal, Urgency::Urgent] {
             let (tried, skipped) = plan(situation(), urgency, None);
             assert_eq!(names(&tried), ["ready", "trial"]);
-            assert_eq!(skipped.len(), 2);
+            assert_eq!(skipped.len(), 3);
         }
         let (tried, skipped) = plan(situation(), Urgency::Critical, None);
         assert_eq!(skipped.len(), 1, "only the rate-limited CA is left out");
-        assert_eq!(names(&tried), ["ready", "trial", "open"]);
+        assert_eq!(names(&tried), ["ready", "trial", "open", "busy"]);
         assert!(matches!(tried[2].access, Access::Forced));
+        assert!(matches!(tried[3].access, Access::Forced));
         assert!(tried[2].access.fresh_probe() && tried[1].access.fresh_probe());
         assert!(!tried[0].access.fresh_probe());
     }
@@ -141,7 +148,7 @@ mod tests {
         let (tried, _) = plan(situation(), Urgency::Urgent, Some(&ca("trial")));
         assert_eq!(names(&tried), ["trial", "ready"]);
         let (tried, _) = plan(situation(), Urgency::Critical, Some(&ca("open")));
-        assert_eq!(names(&tried), ["open", "ready", "trial"]);
+        assert_eq!(names(&tried), ["open", "ready", "trial", "busy"]);
         // Not usable: nothing moves.
         let (tried, _) = plan(situation(), Urgency::Urgent, Some(&ca("blocked")));
         assert_eq!(names(&tried), ["ready", "trial"]);

@@ -2,6 +2,8 @@
 //! class (computed once, in `renewd-acme` or here for local steps), the step, one line of
 //! text and a `Retry-After`.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use renewd_core::{FailureClass, Step};
 
@@ -13,6 +15,10 @@ pub(crate) struct Setback {
     pub(crate) message: String,
     /// When the CA allows the next request, if it said.
     pub(crate) retry_after: Option<DateTime<Utc>>,
+    /// Try again no later than this after the failure (the back-off is capped at it): for a
+    /// failure whose retry costs the CA nothing, like installing a kept order's certificate
+    /// once the local clock is right.
+    pub(crate) retry_within: Option<Duration>,
 }
 
 impl Setback {
@@ -23,6 +29,7 @@ impl Setback {
             step,
             message: one_line(&message.into()),
             retry_after: None,
+            retry_within: None,
         }
     }
 
@@ -42,6 +49,7 @@ impl From<&renewd_acme::Error> for Setback {
             step: e.step(),
             message: one_line(&e.to_string()),
             retry_after: e.retry_after(),
+            retry_within: None,
         }
     }
 }

@@ -3,7 +3,8 @@
 //! the servers present. A certificate that fails verification is never installed: the
 //! ledger says so (step `install`) and the job goes on as after a failed attempt. A local
 //! install failure keeps the pending order, so the next attempt downloads it again instead
-//! of ordering a new one.
+//! of ordering a new one; so does a certificate that is not valid yet (or expired) by our
+//! clock — the clock is the suspect, and the next attempt comes soon.
 
 use std::time::Instant;
 
@@ -36,6 +37,9 @@ pub(crate) async fn finish(
     let latency = started.elapsed();
     let installed = match installed {
         Ok(installed) => installed,
+        Err(StoreError::Verify(v)) if v.blames_our_clock() => {
+            return Err(clock_looks_wrong(run, &done, &v, latency));
+        }
         Err(e) => {
             let (class, message) = match &e {
                 // A bad certificate from the CA (an unusable answer), unless it comes from an
@@ -72,6 +76,7 @@ pub(crate) async fn finish(
                 step: Step::Install,
                 message,
                 retry_after: None,
+                retry_within: None,
             });
         }
     };
@@ -101,9 +106,11 @@ pub(crate) async fn finish(
     let serial = facts.serial_hex();
     let not_after = facts.not_after();
     let now = run.inner.clock.now();
-    let ari_next = match rt.client.directory().await {
-        Ok(d) if run.config.renewal.ari && d.renewal_info.is_some() => Some(now),
-        _ => None,
+    // ARI: check the new certificate at once where the CA offers it; else mark it, so no
+    // check is planned that can only come back empty.
+    let ari_offered = match rt.client.directory().await {
+        Ok(d) => run.config.renewal.ari && d.renewal_info.is_some(),
+        Err(_) => run.config.renewal.ari,
     };
     let mut old_key = None;
     let record = InstalledCert {
@@ -116,9 +123,16 @@ pub(crate) async fn finish(
     };
     let stored = run.inner.store.update_cert_state(&run.cert.name, &mut |s| {
         s.installed = Some(record.clone());
-        s.ari = AriState {
-            next_check: ari_next,
-            ..AriState::default()
+        s.ari = if ari_offered {
+            AriState {
+                next_check: Some(now),
+                ..AriState::default()
+            }
+        } else {
+            AriState {
+                not_offered_at: Some(now),
+                ..AriState::default()
+            }
         };
         s.next_attempt = None;
         s.backoff_step = 0;
@@ -162,6 +176,52 @@ pub(crate) async fn finish(
         not_after,
         warnings,
     })
+}
+
+/// How soon a certificate refused by our clock is tried again (from its kept order).
+const CLOCK_RETRY: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// The CA issued a certificate that is not valid yet (or already expired) by our clock: the
+/// clock is the suspect, not the CA. Nothing is installed; the order and its key stay
+/// saved, so the next attempt (soon) downloads the same certificate again and installs it
+/// once the clock is right — no new order, no mark against the CA.
+fn clock_looks_wrong(
+    run: &Run<'_>,
+    done: &IssuedHere,
+    v: &renewd_store::VerifyError,
+    latency: std::time::Duration,
+) -> Setback {
+    let ca = &done.ca;
+    let local_time = run.inner.clock.now().to_rfc3339();
+    let what = match v {
+        renewd_store::VerifyError::NotYetValid { not_before, .. } => {
+            format!("certificate not valid before {not_before}")
+        }
+        renewd_store::VerifyError::Expired { not_after, .. } => {
+            format!("certificate expired at {not_after}")
+        }
+        other => other.to_string(),
+    };
+    let message = format!(
+        "the system clock looks wrong: {what}, local time {local_time} (from {ca}; the order \
+         is kept and its certificate installed once the clock is right)"
+    );
+    run.ledger(ca).note(Note {
+        step: Step::Install,
+        class: OutcomeClass::Local,
+        detail: Some(&message),
+        order_url: Some(&done.issued.order_url),
+        latency,
+    });
+    tracing::error!(cert_name = %run.cert.name, ca = %ca, step = "install", class = "local",
+        order_url = %done.issued.order_url, "{message}");
+    Setback {
+        class: FailureClass::Local,
+        step: Step::Install,
+        message,
+        retry_after: None,
+        retry_within: Some(CLOCK_RETRY),
+    }
 }
 
 async fn install(run: &Run<'_>, done: &IssuedHere) -> Result<renewd_store::Installed, StoreError> {

@@ -220,7 +220,10 @@ fn due_time(
             let unit = ari_unit(plan.name.as_str(), &v.serial, start, end);
             start + scale(end - start, unit)
         };
-        return (due, Basis::AriWindow { start, end });
+        // The CA's advice is trusted only so far: never a point where the certificate is
+        // already critical (or expired), whatever window it suggests.
+        let latest = critical_from(v, policy).min(v.not_after);
+        return (due.min(latest), Basis::AriWindow { start, end });
     }
     let (num, den) = if lifetime <= SHORT_LIFETIME {
         (1, 2)
@@ -242,7 +245,8 @@ fn usable_window(view: &CertView, v: &Validity) -> Option<(DateTime<Utc>, DateTi
 }
 
 /// When the next ARI check is due: only for an installed, unexpired, sound certificate
-/// that is not about to be replaced, with ARI on. Never checked before → now.
+/// that is not about to be replaced, with ARI on and not marked as not offered. Never
+/// checked before → now.
 fn ari_check(
     view: &CertView,
     policy: &SchedulePolicy,
@@ -251,6 +255,7 @@ fn ari_check(
 ) -> Option<DateTime<Utc>> {
     let v = view.installed.as_ref()?;
     let eligible = policy.ari
+        && !view.ari.not_offered
         && view.problem.is_none()
         && !view.pending
         && v.not_after > now

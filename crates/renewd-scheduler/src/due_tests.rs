@@ -149,6 +149,34 @@ fn ari_window_in_the_past_means_now() {
 }
 
 #[test]
+fn an_ari_window_reaching_past_the_critical_threshold_is_cut_there() {
+    // A 90-day certificate turns critical with 7 % of its lifetime left (day 83.7). A
+    // window ending after expiry must not place the renewal there.
+    let p = plan("www");
+    let policy = SchedulePolicy::default();
+    let mut s = state("www", days(90));
+    let critical = critical_from(&view(&s).installed.unwrap(), &policy);
+    for (start, end) in [
+        (days(85), days(120)),
+        (days(89), days(95)),
+        (days(84), days(89)),
+    ] {
+        s.ari.window_start = Some(t0() + start);
+        s.ari.window_end = Some(t0() + end);
+        let d = at(&p, &view(&s), t0());
+        assert_eq!(d.renewal.due, critical, "{start} .. {end}");
+        assert!(d.renewal.due < t0() + days(90));
+        assert!(matches!(d.renewal.basis, Basis::AriWindow { .. }));
+        assert_eq!(d.renewal.urgency, Urgency::Critical);
+    }
+    // A window before the threshold is taken as it is.
+    s.ari.window_start = Some(t0() + days(50));
+    s.ari.window_end = Some(t0() + days(52));
+    let due = at(&p, &view(&s), t0()).renewal.due;
+    assert!(due >= t0() + days(50) && due < t0() + days(52), "{due}");
+}
+
+#[test]
 fn degenerate_ari_window_is_ignored() {
     let mut s = state("www", days(90));
     s.ari.window_start = Some(t0() + days(10));

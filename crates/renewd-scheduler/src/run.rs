@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use renewd_core::{CaName, CertName, RenewalJob, RenewalReason, Work, WorkDone};
+use renewd_core::{CaName, CertName, RenewalJob, RenewalReason, SeenInstalled, Work, WorkDone};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -159,6 +159,18 @@ impl Scheduler {
     }
 
     fn reload(&mut self, plans: Vec<CertPlan>, mut inventory: Inventory, now: DateTime<Utc>) {
+        // A new config may bring back a certificate's CA, or turn ARI on; and a CA may
+        // offer renewalInfo by now: ask once more about every certificate marked as not
+        // offered (the issuer marks it again if still so).
+        self.ari_epoch = now;
+        for slot in self.agenda.slots() {
+            let e = self.agenda.entry_mut(slot);
+            if e.view.ari.not_offered {
+                e.view.ari.not_offered = false;
+                e.view.ari_floor = None;
+                self.agenda.place(slot, now);
+            }
+        }
         let keep: HashSet<&CertName> = plans.iter().map(|p| &p.name).collect();
         let gone: Vec<Slot> = self
             .agenda
@@ -271,6 +283,10 @@ impl Scheduler {
             let decision = self.agenda.decision(slot, now);
             let e = self.agenda.entry(slot);
             let name = e.plan.name.clone();
+            // Read from the store just now: the issuer compares it after taking the lease,
+            // so a renewal by another process while the job waits for a worker is not
+            // repeated.
+            let seen = SeenInstalled::from_serial(e.store_serial.as_deref());
             let job = |reason: RenewalReason, only_ca: Option<CaName>| {
                 Work::Renew(RenewalJob {
                     cert: name.clone(),
@@ -282,6 +298,7 @@ impl Scheduler {
                         now,
                     ),
                     only_ca,
+                    seen_installed: seen.clone(),
                 })
             };
             let work = match &e.manual {

@@ -42,6 +42,10 @@ pub struct Scheduler {
     pub(crate) liveness_interval: Option<Duration>,
     pub(crate) liveness: watch::Sender<u64>,
     pub(crate) status: watch::Sender<SchedulerStatus>,
+    /// The last (re)load of the config: the issuer's "ARI not offered" markers older than
+    /// this are ignored, so each such certificate is asked about once per load (the config
+    /// or the CA's directory may have changed).
+    pub(crate) ari_epoch: DateTime<Utc>,
 }
 
 impl Scheduler {
@@ -70,6 +74,7 @@ impl Scheduler {
                 (None, Vec::new())
             }
         };
+        let ari_epoch = clock.now();
         let mut scheduler = Self {
             store,
             clock,
@@ -77,6 +82,7 @@ impl Scheduler {
             liveness_interval: None,
             liveness: watch::Sender::new(0),
             status: watch::Sender::new(SchedulerStatus::default()),
+            ari_epoch,
         };
         if states.is_none() {
             let cas: HashSet<CaName> = plans.iter().flat_map(|p| p.cas.iter().cloned()).collect();
@@ -150,11 +156,13 @@ impl Scheduler {
         let (view, serial, stale) = match state {
             Ok(state) => {
                 let state = state.unwrap_or_else(|| CertState::new(plan.name.clone()));
-                (CertView::from_disk(&disk, &state), serial_of(&state), false)
+                let view = CertView::from_disk(&disk, &state, self.ari_epoch);
+                (view, serial_of(&state), false)
             }
             Err(error) => {
                 warn!(cert = %plan.name, %error, "reading the certificate's state failed");
-                let mut view = CertView::from_disk(&disk, &CertState::new(plan.name.clone()));
+                let mut view =
+                    CertView::from_disk(&disk, &CertState::new(plan.name.clone()), self.ari_epoch);
                 view.hold = Some(unreadable(now));
                 (view, None, true)
             }
@@ -191,7 +199,7 @@ impl Scheduler {
             e.disk = Disk::Unknown;
             e.store_serial = serial;
         }
-        let mut view = CertView::from_disk(&e.disk, &state);
+        let mut view = CertView::from_disk(&e.disk, &state, self.ari_epoch);
         view.ari_floor = e.view.ari_floor;
         view.hold = e
             .view

@@ -67,6 +67,10 @@ pub struct AriView {
     pub window_end: Option<DateTime<Utc>>,
     /// When to ask again (the CA's Retry-After, as the issuer clamped it).
     pub next_check: Option<DateTime<Utc>>,
+    /// The issuer found that ARI cannot be asked about this certificate (no `renewalInfo`
+    /// at its CA, or not a certificate renewd can ask about): no checks are planned. The
+    /// scheduler ignores markers older than its last (re)load of the config.
+    pub not_offered: bool,
 }
 
 /// Why the scheduler holds a certificate back on its own (in memory only).
@@ -115,10 +119,16 @@ impl CertView {
     /// The view of a certificate whose stored state is `state` and whose last scan found
     /// `scan` (`None`: not scanned; the store's `installed` is believed).
     pub fn new(state: &CertState, scan: Option<&InstalledState>) -> Self {
-        Self::from_disk(&scan.map(Disk::from_scan).unwrap_or_default(), state)
+        Self::from_disk(
+            &scan.map(Disk::from_scan).unwrap_or_default(),
+            state,
+            DateTime::<Utc>::MIN_UTC,
+        )
     }
 
-    pub(crate) fn from_disk(disk: &Disk, state: &CertState) -> Self {
+    /// The view; an ARI "not offered" marker counts only when set at or after `ari_epoch`
+    /// (the scheduler's last load of the config).
+    pub(crate) fn from_disk(disk: &Disk, state: &CertState, ari_epoch: DateTime<Utc>) -> Self {
         let stored = state.installed.as_ref().map(|i| Validity {
             serial: i.serial.clone(),
             not_before: i.not_before,
@@ -145,6 +155,7 @@ impl CertView {
                 window_start: state.ari.window_start,
                 window_end: state.ari.window_end,
                 next_check: state.ari.next_check,
+                not_offered: state.ari.not_offered_at.is_some_and(|t| t >= ari_epoch),
             }
         } else {
             AriView::default()

@@ -128,11 +128,13 @@ pub enum StoreError {
 impl StoreError {
     /// The failure class the ledger records for this error. Verification failures are the
     /// CA's doing (it answered with an unusable certificate, like an unparseable success), so
-    /// they count as [`FailureClass::CaUnavailable`] and allow failover; everything else is
+    /// they count as [`FailureClass::CaUnavailable`] and allow failover — except a freshly
+    /// issued certificate that is not valid yet or already expired by our clock, which
+    /// points at our clock ([`VerifyError::blames_our_clock`]). Everything else is
     /// [`FailureClass::Local`].
     pub fn failure_class(&self) -> FailureClass {
         match self {
-            StoreError::Verify(_) => FailureClass::CaUnavailable,
+            StoreError::Verify(v) if !v.blames_our_clock() => FailureClass::CaUnavailable,
             _ => FailureClass::Local,
         }
     }
@@ -164,6 +166,19 @@ fn io_hint(e: &io::Error) -> &'static str {
             " (check the owner and mode of the path and its parents)"
         }
         _ => "",
+    }
+}
+
+impl VerifyError {
+    /// Whether the rejection is about dates only: a certificate the CA has just issued that
+    /// is not valid yet, or already expired, by our clock. The local clock is then the
+    /// likely culprit (a CA issues certificates valid from about now), so the certificate
+    /// is worth installing once the clock is right, and ordering another cannot help.
+    pub fn blames_our_clock(&self) -> bool {
+        matches!(
+            self,
+            VerifyError::NotYetValid { .. } | VerifyError::Expired { .. }
+        )
     }
 }
 

@@ -127,6 +127,11 @@ pub struct AriState {
     pub explanation_url: Option<String>,
     /// When to fetch renewalInfo again (its Retry-After).
     pub next_check: Option<DateTime<Utc>>,
+    /// When the issuer found that ARI cannot be asked about the installed certificate (the
+    /// CA offers no `renewalInfo`, or the certificate is not one renewd can ask about: not
+    /// issued by a configured CA, no CertID). No ARI checks are planned for it while this
+    /// is set, until the config is loaded again. `None`: ARI applies, or was never tried.
+    pub not_offered_at: Option<DateTime<Utc>>,
 }
 
 /// The last failure of a certificate's renewal.

@@ -164,10 +164,21 @@ fn rejects_bad_dates() {
     let slightly = mk(now + TDuration::minutes(2), now + TDuration::days(90));
     verify_issued(&slightly, &pem, &expect(&d)).unwrap();
     let inverted = mk(now + TDuration::days(2), now + TDuration::days(1));
-    assert!(matches!(
-        verify_issued(&inverted, &pem, &expect(&d)).unwrap_err(),
-        VerifyError::InvertedValidity { .. }
-    ));
+    let err = verify_issued(&inverted, &pem, &expect(&d)).unwrap_err();
+    assert!(matches!(err, VerifyError::InvertedValidity { .. }));
+    // Not valid yet or expired by our clock: the clock is the suspect, not the CA; an
+    // inverted validity is the CA's.
+    for (chain, ours) in [(&expired, true), (&future, true), (&inverted, false)] {
+        let err = verify_issued(chain, &pem, &expect(&d)).unwrap_err();
+        assert_eq!(err.blames_our_clock(), ours, "{err}");
+        let class = crate::StoreError::Verify(err).failure_class();
+        let want = if ours {
+            renewd_core::FailureClass::Local
+        } else {
+            renewd_core::FailureClass::CaUnavailable
+        };
+        assert_eq!(class, want);
+    }
 }
 
 #[test]

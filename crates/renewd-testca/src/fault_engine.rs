@@ -50,6 +50,7 @@ impl FaultEngine {
             let applies = match rule.fault.action {
                 Action::BadNonce => endpoint.is_signed(),
                 Action::Processing { .. } => endpoint == Endpoint::Finalize,
+                Action::InvalidOrder { .. } => endpoint == Endpoint::Order,
                 _ => true,
             };
             if !applies {

@@ -50,6 +50,7 @@ enum ActionKind {
     RateLimited,
     Processing,
     BadNonce,
+    InvalidOrder,
 }
 
 impl ActionKind {
@@ -62,6 +63,7 @@ impl ActionKind {
             ActionKind::RateLimited => "rate_limited",
             ActionKind::Processing => "processing",
             ActionKind::BadNonce => "bad_nonce",
+            ActionKind::InvalidOrder => "invalid_order",
         }
     }
 }
@@ -108,10 +110,13 @@ impl TryFrom<RawRule> for Rule {
             not_allowed("status", raw.status.is_some())?;
             not_allowed("body", raw.body.is_some())?;
         }
-        if !matches!(kind, ActionKind::Status | ActionKind::RateLimited) {
+        if !matches!(
+            kind,
+            ActionKind::Status | ActionKind::RateLimited | ActionKind::InvalidOrder
+        ) {
             not_allowed("detail", raw.detail.is_some())?;
         }
-        if kind != ActionKind::Status {
+        if !matches!(kind, ActionKind::Status | ActionKind::InvalidOrder) {
             not_allowed("problem_type", raw.problem_type.is_some())?;
         }
         if !matches!(
@@ -173,6 +178,16 @@ impl TryFrom<RawRule> for Rule {
                 retry_after,
             },
             ActionKind::BadNonce => Action::BadNonce,
+            ActionKind::InvalidOrder => Action::InvalidOrder {
+                problem_type: raw
+                    .problem_type
+                    .clone()
+                    .ok_or_else(|| missing("problem_type"))?,
+                detail: raw
+                    .detail
+                    .clone()
+                    .unwrap_or_else(|| "injected by the fault plan".to_owned()),
+            },
         };
         let rule = Rule {
             endpoint: raw.endpoint,
@@ -244,6 +259,14 @@ impl From<Rule> for RawRule {
                 raw.retry_after_secs = retry_after.map(ceil_secs);
             }
             Action::BadNonce => raw.action = ActionKind::BadNonce,
+            Action::InvalidOrder {
+                problem_type,
+                detail,
+            } => {
+                raw.action = ActionKind::InvalidOrder;
+                raw.problem_type = Some(problem_type);
+                raw.detail = Some(detail);
+            }
         }
         raw
     }
@@ -277,6 +300,21 @@ pub(crate) fn check_rule(rule: &Rule) -> Result<(), RuleError> {
             } else if fault.when == When::After {
                 Err(RuleError::FieldNotAllowed {
                     action: "processing",
+                    field: "when = \"after\"",
+                })
+            } else {
+                Ok(())
+            }
+        }
+        Action::InvalidOrder { .. } => {
+            if rule.endpoint != EndpointMatch::Only(Endpoint::Order) {
+                Err(RuleError::EndpointNotAllowed {
+                    action: "invalid_order",
+                    endpoint: rule.endpoint.into(),
+                })
+            } else if fault.when == When::After {
+                Err(RuleError::FieldNotAllowed {
+                    action: "invalid_order",
                     field: "when = \"after\"",
                 })
             } else {

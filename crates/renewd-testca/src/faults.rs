@@ -11,7 +11,7 @@
 //!
 //! [[rule]]
 //! endpoint = "finalize"
-//! action = "status"        # status | delay | hang | drop | rate_limited | processing | bad_nonce
+//! action = "status"        # status | delay | hang | drop | rate_limited | processing | bad_nonce | invalid_order
 //! status = 504
 //! body = "html"            # html | problem | empty | garbage
 //! when = "after"           # before (default) | after: the request is processed, then the error
@@ -233,6 +233,15 @@ pub enum Action {
     },
     /// Signed endpoints only: reject the request's nonce with `badNonce` (and a fresh nonce).
     BadNonce,
+    /// Order only (before processing): the order becomes `invalid` with this `error`, as
+    /// when a CA gives up on issuing; the answer (and every later one) shows it.
+    InvalidOrder {
+        /// The error's `type`: a full URN or a short name (`serverInternal`) completed with
+        /// the ACME prefix.
+        problem_type: String,
+        /// The error's `detail`.
+        detail: String,
+    },
 }
 
 /// How long a [`Action::Hang`] holds a connection at most.
@@ -318,6 +327,14 @@ impl Fault {
         Fault::with_action(Action::BadNonce)
     }
 
+    /// Make the order `invalid` with an `error` of `problem_type` (full URN or short name).
+    pub fn invalid_order(problem_type: &str, detail: &str) -> Self {
+        Fault::with_action(Action::InvalidOrder {
+            problem_type: problem_type.to_owned(),
+            detail: detail.to_owned(),
+        })
+    }
+
     /// Process the request first, then answer with the fault.
     pub fn after_processing(mut self) -> Self {
         self.when = When::After;
@@ -386,7 +403,11 @@ impl Fault {
                 *retry_after = Some(delay)
             }
             Action::RateLimited { retry_after } => *retry_after = delay,
-            Action::Delay | Action::Hang | Action::Drop | Action::BadNonce => {}
+            Action::Delay
+            | Action::Hang
+            | Action::Drop
+            | Action::BadNonce
+            | Action::InvalidOrder { .. } => {}
         }
         self
     }

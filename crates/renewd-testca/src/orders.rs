@@ -288,6 +288,16 @@ pub(crate) fn finalize(ca: &Arc<Ca>, req: &Incoming, id: u64) -> Result<Reply, P
     Ok(order_reply(&state, req, StatusCode::OK, id, order))
 }
 
+/// Makes order `id` `invalid` with an `error` of `kind` (the fault plan's `invalid_order`).
+pub(crate) fn invalidate(ca: &Ca, id: u64, kind: &str, detail: &str) {
+    let mut state = ca.state();
+    if let Some(order) = state.orders.get_mut(&id) {
+        order.status = OrderStatus::Invalid;
+        order.processing = None;
+        order.error = Some(Problem::new(StatusCode::FORBIDDEN, kind, detail));
+    }
+}
+
 /// Issues the certificate of a `processing` order whose time has come.
 pub(crate) fn finish_processing(ca: &Ca, state: &mut State, id: u64) {
     let Some(order) = state.orders.get(&id) else {

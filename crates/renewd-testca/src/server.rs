@@ -187,7 +187,7 @@ async fn apply(ca: &Ca, fault: &Fault) -> Option<Faulted> {
             Some(Faulted::Close)
         }
         Action::Drop => Some(Faulted::Close),
-        Action::Delay | Action::Processing { .. } => None,
+        Action::Delay | Action::Processing { .. } | Action::InvalidOrder { .. } => None,
     }
 }
 
@@ -246,6 +246,16 @@ async fn answer_body(
     } = &fault.action
     {
         incoming.hold = Some((*duration, retry_after.unwrap_or(ca.config.poll_retry_after)));
+    }
+    if let (
+        Action::InvalidOrder {
+            problem_type,
+            detail,
+        },
+        Route::Order(id),
+    ) = (&fault.action, &route)
+    {
+        crate::orders::invalidate(&ca, *id, problem_type, detail);
     }
     if fault.when == When::Before {
         if let Some(d) = fault.delay {

@@ -128,11 +128,14 @@ async fn eab_required_right_key_works_wrong_or_missing_key_is_rejected() {
             .new_account(AccountKey::generate(), &new_account(Some(eab)))
             .await
             .unwrap_err();
-        assert!(
-            matches!(err.class(), FailureClass::Rejected { .. }),
+        // The binding is this CA's business: another CA may take the account.
+        assert_eq!(
+            err.class(),
+            FailureClass::Rejected { ca_specific: true },
             "{what}: {err}"
         );
         assert!(err.is_problem("unauthorized"), "{what}: {err}");
+        assert!(err.account_unusable(), "{what}: {err}");
     }
     assert_eq!(env.counts().accounts_created, 0);
 
@@ -149,4 +152,16 @@ async fn eab_required_right_key_works_wrong_or_missing_key_is_rejected() {
     let found = env.client.find_account(key).await.unwrap();
     assert_eq!(found.url(), account.url());
     assert_eq!(env.counts().accounts_created, 1);
+}
+
+#[tokio::test]
+async fn a_deactivated_account_is_refused_as_a_matter_of_this_ca() {
+    let env = Env::start().await;
+    let account = env.account().await;
+    account.deactivate().await.unwrap();
+    let err = env.issue(&account, &["gone.example"]).await.unwrap_err();
+    assert!(err.is_problem("unauthorized"), "{err}");
+    assert_eq!(err.class(), FailureClass::Rejected { ca_specific: true });
+    assert!(err.account_unusable());
+    assert_eq!(env.counts().orders_created, 0);
 }

@@ -31,6 +31,8 @@ pub fn settings(root_file: std::path::PathBuf) -> ClientSettings {
             max_interval: Duration::from_millis(500),
             max_retry_after: Duration::from_secs(10),
             timeout: Duration::from_secs(30),
+            max_failure_interval: Duration::from_secs(1),
+            ..PollPolicy::default()
         },
         order_timeout: Duration::from_secs(30),
         probe_timeout: Duration::from_secs(5),

@@ -2,9 +2,11 @@
 //! of two chains, revocation by account key and by certificate key, key rollover — each
 //! checked on the CA's side.
 
+use std::time::Duration;
+
 use renewd_acme::{AccountKey, CertificateKey, IssueRequest};
 use renewd_core::FailureClass;
-use renewd_testca::Endpoint;
+use renewd_testca::{Endpoint, Fault, FaultPlan};
 use x509_parser::prelude::*;
 
 use crate::common::Env;
@@ -63,6 +65,34 @@ async fn preferred_chain_picks_the_alternate_root() {
     );
     assert_eq!(top_issuer(&preferred.alternates[0]), primary);
     assert_eq!(env.counts().certificates_issued, 2);
+}
+
+#[tokio::test]
+async fn an_alternate_chain_that_cannot_be_fetched_is_left_out() {
+    // The default chain downloads; every later certificate request (the alternate) gets a
+    // gateway's 404 page. The certificate is in hand: the alternate is left out, even when
+    // it is the preferred one.
+    let env = Env::start().await;
+    let account = env.account().await;
+    let roots = env.ca.issuing_roots_pem();
+    let (primary, alternate) = (subject_cn(&roots[0]), subject_cn(&roots[1]));
+    env.plan(
+        FaultPlan::new()
+            .rule(Endpoint::Certificate, Fault::delay(Duration::ZERO).times(1))
+            .rule(Endpoint::Certificate, Fault::status(404).html()),
+    );
+    let request = IssueRequest {
+        preferred_chain: Some(alternate),
+        ..IssueRequest::dns(&["alt.example"])
+    };
+    let issued = env.issue_request(&account, &request).await.unwrap();
+    assert_eq!(top_issuer(&issued.chain_pem), primary);
+    assert!(issued.alternates.is_empty());
+    env.verify(&issued, &["alt.example"]);
+    let counts = env.counts();
+    assert_eq!(counts.faulted(Endpoint::Certificate), 2, "{counts:?}");
+    assert_eq!(counts.requests_to(Endpoint::Certificate), 2, "{counts:?}");
+    assert_eq!((counts.orders_created, counts.certificates_issued), (1, 1));
 }
 
 #[tokio::test]

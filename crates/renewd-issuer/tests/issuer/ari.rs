@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::{SubsecRound, TimeDelta};
 use renewd_core::{OutcomeClass, Step, Urgency};
+use renewd_store::StateStore;
 use renewd_testca::{AriOverride, AriTarget, Endpoint, Fault, FaultPlan, SuggestedWindow, TestCa};
 
 use crate::support::*;
@@ -161,4 +162,42 @@ async fn the_pool_answers_an_ari_check() {
     // Closing the work channel ends the pool once its jobs are done.
     drop(work_tx);
     pool.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_ari_cannot_be_asked_about_is_marked_not_offered() {
+    // Installed before renewd (no issuing CA, no CertID): no request can be made, and the
+    // scheduler is told so instead of asking again every six hours.
+    let lab = lab()
+        .ca("a", TestCa::builder())
+        .cert("www", &["a"])
+        .start()
+        .await;
+    let now = lab.now();
+    lab.store
+        .update_cert_state(&name("www"), &mut |s| {
+            s.installed = Some(renewd_store::InstalledCert {
+                serial: "1f".into(),
+                not_before: now - TimeDelta::days(10),
+                not_after: now + TimeDelta::days(80),
+                issuer_ca: None,
+                account_url: None,
+                ari_cert_id: None,
+            });
+            s.ari.next_check = Some(now);
+        })
+        .unwrap();
+    let issuer = lab.issuer();
+    issuer.check_renewal_info(&name("www")).await;
+    let ari = lab.state("www").ari;
+    assert_eq!(ari.not_offered_at, Some(now));
+    assert_eq!(ari.next_check, None);
+    assert_eq!(lab.counts("a").requests_to(Endpoint::RenewalInfo), 0);
+    // A certificate renewd installs from a CA offering renewalInfo is checked again.
+    assert!(renew(&issuer, "www", Urgency::Normal).await.is_renewed());
+    let ari = lab.state("www").ari;
+    assert_eq!(
+        (ari.next_check, ari.not_offered_at),
+        (Some(lab.now()), None)
+    );
 }

@@ -3,8 +3,8 @@
 
 use chrono::TimeDelta;
 use renewd_core::{Step, Urgency};
-use renewd_issuer::IssuerEvent;
-use renewd_store::CircuitState;
+use renewd_issuer::{IssuerEvent, JobResult};
+use renewd_store::{CircuitState, StateStore};
 use renewd_testca::{Endpoint, Fault, FaultPlan, TestCa};
 
 use crate::support::*;
@@ -190,4 +190,56 @@ async fn critical_jobs_try_open_circuits_last_after_a_fresh_probe() {
             .any(|e| matches!(e, IssuerEvent::ExpiryDanger { .. })),
         "{seen:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_waiting_on_another_jobs_trial_are_deferred_not_failed() {
+    // Three certificates whose only CA is A. When A's cool-down ends, one job takes the
+    // half-open trial; the others must wait for it — not record a failure, back off and
+    // fire the failure hook.
+    let lab = lab()
+        .ca("a", TestCa::builder())
+        .cert("c1", &["a"])
+        .cert("c2", &["a"])
+        .cert("c3", &["a"])
+        .start()
+        .await;
+    let mut health = renewd_store::CaHealth::new(ca_name("a"));
+    health.circuit = CircuitState::HalfOpen;
+    health.cooldown = Some(std::time::Duration::from_secs(600));
+    lab.store.put_ca_health(&health).unwrap();
+    let issuer = lab.issuer();
+    lab.solver.hold(lab.testca("a"));
+    let trial = tokio::spawn({
+        let issuer = issuer.clone();
+        async move { renew(&issuer, "c1", Urgency::Normal).await }
+    });
+    lab.solver.entered(1).await;
+
+    for (c, urgency) in [("c2", Urgency::Normal), ("c3", Urgency::Urgent)] {
+        let result = renew(&issuer, c, urgency).await;
+        let JobResult::Deferred { until, reason } = result else {
+            panic!("{c}: {result:?}");
+        };
+        assert_eq!(until, lab.now() + TimeDelta::minutes(1), "{c}");
+        assert!(reason.contains("trial"), "{reason}");
+        let state = lab.state(c);
+        assert_eq!(state.next_attempt, Some(until), "{c}");
+        assert_eq!(
+            (state.failure_streak, state.backoff_step, state.last_error),
+            (0, 0, None),
+            "{c}"
+        );
+    }
+    assert!(lab.host.failure_calls().is_empty(), "no failure hook");
+    assert_eq!(lab.counts("a").orders_created, 1, "only the trial's order");
+
+    lab.solver.stop_holding();
+    lab.solver.release(1);
+    assert!(trial.await.unwrap().is_renewed());
+    assert_eq!(lab.health("a").circuit, CircuitState::Closed);
+    lab.clock.advance(TimeDelta::minutes(1));
+    for c in ["c2", "c3"] {
+        assert!(renew(&issuer, c, Urgency::Normal).await.is_renewed(), "{c}");
+    }
 }

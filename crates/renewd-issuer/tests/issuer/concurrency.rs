@@ -1,10 +1,11 @@
 //! Limits on concurrency: at most `max_concurrent_orders` orders in flight per CA, and one
-//! job per certificate — in this process and across processes (the store's lease).
+//! job per certificate — in this process and across processes (the store's lease); a job
+//! that waited while another process renewed the certificate orders nothing.
 
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use renewd_core::Urgency;
+use renewd_core::{RenewalReason, SeenInstalled, Urgency};
 use renewd_issuer::JobResult;
 use renewd_store::{LeaseHolder, StateStore};
 use renewd_testca::TestCa;
@@ -109,4 +110,50 @@ async fn two_jobs_for_one_certificate_never_run_together() {
     lab.solver.release(1);
     assert!(first.await.unwrap().is_renewed());
     assert_eq!(lab.counts("a").orders_created, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_dispatched_before_another_process_renewed_orders_nothing() {
+    let lab = lab()
+        .ca("a", TestCa::builder())
+        .cert("www", &["a"])
+        .start()
+        .await;
+    let issuer = lab.issuer();
+    assert!(renew(&issuer, "www", Urgency::Normal).await.is_renewed());
+    let first = lab.state("www").installed.unwrap().serial;
+    // The scheduler dispatches a job having seen `first`; while it waits for a worker,
+    // `renewd renew` in another process renews the certificate and releases the lease.
+    let stale = job("www", Urgency::Normal).seen(SeenInstalled::from_serial(Some(&first)));
+    let other_process = lab.issuer();
+    assert!(
+        renew(&other_process, "www", Urgency::Normal)
+            .await
+            .is_renewed()
+    );
+    let second = lab.state("www").installed.unwrap().serial;
+    assert_ne!(first, second);
+    let orders = lab.counts("a").orders_created;
+
+    let result = run(&issuer, vec![stale.clone()]).await.remove(0);
+    assert_eq!(
+        result,
+        JobResult::AlreadyRenewed {
+            serial: second.clone()
+        }
+    );
+    assert_eq!(lab.counts("a").orders_created, orders, "no second order");
+    let state = lab.state("www");
+    assert_eq!((state.failure_streak, state.last_error), (0, None));
+    assert!(lab.host.failure_calls().is_empty());
+
+    // What the job saw is still installed: it renews. A forced job renews whatever it saw.
+    let current = job("www", Urgency::Normal).seen(SeenInstalled::from_serial(Some(&second)));
+    assert!(run(&issuer, vec![current]).await.remove(0).is_renewed());
+    let forced = renewd_core::RenewalJob {
+        reason: RenewalReason::Forced,
+        ..stale
+    };
+    assert!(run(&issuer, vec![forced]).await.remove(0).is_renewed());
+    assert_eq!(lab.counts("a").orders_created, orders + 2);
 }

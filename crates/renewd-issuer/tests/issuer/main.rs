@@ -6,9 +6,11 @@
 
 mod support;
 
+mod accounts;
 mod ari;
 mod breaker;
 mod concurrency;
+mod dead_orders;
 mod failover;
 mod hooks;
 mod ledger;

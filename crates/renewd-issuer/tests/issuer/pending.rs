@@ -1,12 +1,13 @@
 //! Pending orders: an order saved before finalize is resumed, never duplicated — after a
 //! shutdown, after the pool is dropped mid-order, and across a restart; it is abandoned
-//! only when its CA left the certificate's list.
+//! only when its CA left the certificate's list, or by a critical job that orders
+//! elsewhere while the order's CA is out of reach for long.
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use renewd_core::{Urgency, Work, WorkDone};
-use renewd_issuer::Issuer;
+use renewd_issuer::{Issuer, JobResult};
 use renewd_store::{LeaseHolder, StateStore};
 use renewd_testca::TestCa;
 use tokio::sync::mpsc;
@@ -178,7 +179,7 @@ async fn a_pending_order_at_a_ca_no_longer_listed_is_abandoned() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_urgent_job_abandons_the_pending_order_only_when_it_orders_elsewhere() {
+async fn only_a_critical_job_abandons_the_pending_order_and_only_when_it_orders_elsewhere() {
     let lab = lab_with_three().await;
     let issuer = lab.issuer();
     let (shutdown, pool, _done) = hold_three_orders(&lab, &issuer).await;
@@ -193,19 +194,22 @@ async fn an_urgent_job_abandons_the_pending_order_only_when_it_orders_elsewhere(
             renewd_testca::Fault::status(503),
         ))
         .unwrap();
-    // Normal urgency: wait for A (the order may still complete there).
-    let result = renew(&issuer, "c1", Urgency::Normal).await;
-    assert!(!result.is_renewed(), "{result:?}");
-    assert!(lab.state("c1").pending.is_some());
-    assert_eq!(lab.counts("b").orders_created, 0);
-    let ledger = lab.ledger("a");
-    assert!(
-        !ledger
-            .iter()
-            .any(|r| r.detail.as_deref().is_some_and(|d| d.contains("abandoned")))
-    );
-    // Urgent: the order at A is abandoned as the job orders at B.
-    let result = renew(&issuer, "c1", Urgency::Urgent).await;
+    // Normal and urgent: wait for A (the order may still complete there).
+    for urgency in [Urgency::Normal, Urgency::Urgent] {
+        let result = renew(&issuer, "c1", urgency).await;
+        assert!(!result.is_renewed(), "{urgency}: {result:?}");
+        assert!(lab.state("c1").pending.is_some(), "{urgency}");
+        assert_eq!(lab.counts("b").orders_created, 0, "{urgency}");
+        let ledger = lab.ledger("a");
+        assert!(
+            !ledger
+                .iter()
+                .any(|r| r.detail.as_deref().is_some_and(|d| d.contains("abandoned"))),
+            "{urgency}"
+        );
+    }
+    // Critical: the order at A is abandoned as the job orders at B.
+    let result = renew(&issuer, "c1", Urgency::Critical).await;
     assert!(result.is_renewed(), "{result:?}");
     assert_eq!(lab.issuer_of("c1").as_deref(), Some("b"));
     assert_eq!(lab.state("c1").pending, None);
@@ -216,6 +220,91 @@ async fn an_urgent_job_abandons_the_pending_order_only_when_it_orders_elsewhere(
         .find(|r| r.detail.as_deref().is_some_and(|d| d.contains("abandoned")))
         .unwrap();
     assert!(note.detail.unwrap().contains("failing over to b"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_order_for_names_no_longer_configured_is_dropped_before_resuming() {
+    let lab = lab_with_three().await;
+    let issuer = lab.issuer();
+    let (shutdown, pool, _done) = hold_three_orders(&lab, &issuer).await;
+    shutdown.cancel();
+    pool.await.unwrap();
+    lab.solver.stop_holding();
+    // c1 gains a name while its order waits.
+    let text = lab.config_text(&[]).replace(
+        "domains = [\"c1.example.test\"]",
+        "domains = [\"c1.example.test\", \"api.example.test\"]",
+    );
+    issuer.reload(lab.parse_config(&text)).unwrap();
+    let result = renew(&issuer, "c1", Urgency::Normal).await;
+    assert!(result.is_renewed(), "{result:?}");
+    let a = lab.counts("a");
+    assert_eq!(
+        (a.orders_created, a.certificates_issued),
+        (4, 1),
+        "one new order, and no certificate for the old names"
+    );
+    let mut names: Vec<String> = lab
+        .testca("a")
+        .certificates()
+        .into_iter()
+        .flat_map(|c| c.names)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["api.example.test", "c1.example.test"]);
+    let note = lab
+        .ledger("a")
+        .into_iter()
+        .find(|r| r.detail.as_deref().is_some_and(|d| d.contains("abandoned")))
+        .unwrap();
+    assert!(
+        note.detail.unwrap().contains("names changed"),
+        "the ledger says why"
+    );
+    // The others, unchanged, still resume their orders.
+    for c in ["c2", "c3"] {
+        assert!(renew(&issuer, c, Urgency::Normal).await.is_renewed());
+    }
+    assert_eq!(lab.counts("a").orders_created, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_critical_job_waits_out_a_short_rate_limit_on_the_orders_ca() {
+    let lab = lab_with_three().await;
+    let issuer = lab.issuer();
+    let (shutdown, pool, _done) = hold_three_orders(&lab, &issuer).await;
+    shutdown.cancel();
+    pool.await.unwrap();
+    lab.solver.stop_holding();
+    let block = |minutes: i64| {
+        let until = lab.now() + chrono::TimeDelta::minutes(minutes);
+        lab.store
+            .update_ca_health(&ca_name("a"), &mut |h| h.blocked_until = Some(until))
+            .unwrap();
+        until
+    };
+    // A rate-limited renewd for ten minutes: even a critical job waits for the order.
+    let until = block(10);
+    for (c, urgency) in [("c1", Urgency::Critical), ("c2", Urgency::Urgent)] {
+        let result = renew(&issuer, c, urgency).await;
+        assert!(
+            matches!(result, JobResult::Deferred { until: u, .. } if u == until),
+            "{c}: {result:?}"
+        );
+        assert!(lab.state(c).pending.is_some(), "{c}");
+        assert_eq!(lab.state(c).failure_streak, 0, "{c}");
+    }
+    assert_eq!(lab.counts("b").orders_created, 0);
+    // Blocked for hours: a critical job gives the order up and orders at B; an urgent one
+    // still waits.
+    block(180);
+    let result = renew(&issuer, "c2", Urgency::Urgent).await;
+    assert!(matches!(result, JobResult::Deferred { .. }), "{result:?}");
+    let result = renew(&issuer, "c1", Urgency::Critical).await;
+    assert!(result.is_renewed(), "{result:?}");
+    assert_eq!(lab.issuer_of("c1").as_deref(), Some("b"));
+    assert_eq!(lab.counts("b").orders_created, 1);
+    assert!(lab.state("c2").pending.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

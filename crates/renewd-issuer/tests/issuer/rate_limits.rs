@@ -77,16 +77,15 @@ async fn nothing_goes_to_a_rate_limiting_ca_before_retry_after() {
     let mut only_a = job("c2", Urgency::Critical);
     only_a.only_ca = Some(ca_name("a"));
     let result = run(&restarted, vec![only_a]).await.remove(0);
-    assert!(matches!(
-        result,
-        JobResult::Failed {
-            class: FailureClass::RateLimited { .. },
-            ..
-        }
-    ));
-    // That job could use no CA before the block ends: it is not retried before then.
+    // That job could use no CA before the block ends: it waits until then, which is no
+    // failure of the certificate.
+    assert!(
+        matches!(result, JobResult::Deferred { until, .. } if until == blocked),
+        "{result:?}"
+    );
     let next = lab.state("c2").next_attempt.unwrap();
     assert!(next >= blocked, "{next} < {blocked}");
+    assert_eq!(lab.state("c2").failure_streak, 0);
     assert_eq!(
         total(&lab.counts("a")),
         a_before,

@@ -196,6 +196,8 @@ pub fn quick_options() -> IssuerOptions {
             max_interval: Duration::from_millis(100),
             max_retry_after: Duration::from_millis(300),
             timeout: Duration::from_secs(2),
+            max_failure_interval: Duration::from_millis(100),
+            ..PollPolicy::default()
         },
         ..IssuerOptions::default()
     }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use renewd_core::{Backoff, RenewalReason, Urgency, Work};
+use renewd_core::{Backoff, RenewalReason, SeenInstalled, Urgency, Work};
 use renewd_scheduler::{CertStatus, SchedulerCommand};
 use renewd_store::StateStore;
 
@@ -26,6 +26,29 @@ async fn dispatches_at_the_due_time_to_the_millisecond() {
     let second = job(s.next().await);
     assert_eq!(second.cert, name("a"));
     assert_eq!(w.now(), due_a);
+    s.stop().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_carries_the_installed_serial_read_from_the_store_at_dispatch() {
+    let w = World::new();
+    let due = w.due_in("www", days(1));
+    let mut s = w.run(vec![plan("www"), plan("new")], 4);
+    assert_eq!(job(s.next().await).seen_installed, SeenInstalled::Nothing);
+    // Recorded after the scheduler loaded it, before it is due: the dispatch reads it.
+    w.store
+        .update_cert_state(&name("www"), &mut |st| {
+            if let Some(i) = st.installed.as_mut() {
+                i.serial = "c0ffee".into();
+            }
+        })
+        .unwrap();
+    let renewal = job(s.next().await);
+    assert_eq!(w.now(), due);
+    assert_eq!(
+        renewal.seen_installed,
+        SeenInstalled::Serial("c0ffee".into())
+    );
     s.stop().await.unwrap();
 }
 
@@ -232,4 +255,47 @@ async fn ari_checks_run_at_next_check_and_follow_the_store() {
     let j = job(s.next().await);
     assert_eq!(j.reason, RenewalReason::AriWindow);
     assert!(w.now() >= start && w.now() < end, "{}", w.now());
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_ari_checks_where_the_issuer_found_ari_not_offered_until_a_reload() {
+    let mut w = World::new();
+    w.policy.ari = true;
+    let due = w.due_in("www", days(30));
+    let mut s = w.run(vec![plan("www")], 4);
+    // Never checked: at once. The CA offers no renewalInfo: the issuer marks it.
+    assert!(matches!(s.next().await, Work::AriCheck(_)));
+    let marked = w.now();
+    w.store
+        .update_cert_state(&name("www"), &mut |st| {
+            st.ari.next_check = None;
+            st.ari.not_offered_at = Some(marked);
+        })
+        .unwrap();
+    s.done("www", false).await;
+    // No check every 6 hours: nothing for twenty days.
+    assert!(
+        s.next_within(Duration::from_secs(20 * 86_400))
+            .await
+            .is_none()
+    );
+    assert!(w.now() < due);
+    // A reload (the CA may offer renewalInfo now, or be back in the config): asked once more.
+    s.send(SchedulerCommand::Reload {
+        plans: vec![plan("www")],
+        inventory: renewd_scheduler::Inventory::new(),
+    })
+    .await;
+    let check = s.next_within(Duration::from_secs(60)).await;
+    assert!(matches!(check, Some(Work::AriCheck(_))), "{check:?}");
+    // Still not offered: marked again, and quiet again until the renewal.
+    w.store
+        .update_cert_state(&name("www"), &mut |st| {
+            st.ari.not_offered_at = Some(w.now())
+        })
+        .unwrap();
+    s.done("www", false).await;
+    let j = job(s.next().await);
+    assert_eq!(j.reason, RenewalReason::Expiring);
+    assert_eq!(w.now(), due);
 }

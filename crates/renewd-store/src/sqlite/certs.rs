@@ -9,7 +9,8 @@ use crate::records::{AriState, CertState, InstalledCert, LastError, PendingOrder
 
 const SELECT: &str = "SELECT s.cert, s.serial, s.not_before_ms, s.not_after_ms, s.issuer_ca, \
     s.account_url, s.ari_cert_id, s.ari_window_start_ms, s.ari_window_end_ms, \
-    s.ari_explanation_url, s.ari_next_check_ms, s.next_attempt_ms, s.backoff_step, \
+    s.ari_explanation_url, s.ari_next_check_ms, s.ari_not_offered_ms, s.next_attempt_ms, \
+    s.backoff_step, \
     s.urgency_alerted, s.failing_since_ms, s.failure_streak, s.last_error_class, \
     s.last_error_message, s.last_error_ms, s.last_success_ms, \
     p.ca AS p_ca, p.account_url AS p_account_url, p.order_url AS p_order_url, \
@@ -29,6 +30,7 @@ struct Raw {
     ari_end: Option<i64>,
     ari_explanation: Option<String>,
     ari_next_check: Option<i64>,
+    ari_not_offered: Option<i64>,
     next_attempt: Option<i64>,
     backoff_step: i64,
     urgency_alerted: Option<String>,
@@ -89,6 +91,7 @@ fn read_raw(r: &Row<'_>) -> rusqlite::Result<Raw> {
         ari_end: r.get("ari_window_end_ms")?,
         ari_explanation: r.get("ari_explanation_url")?,
         ari_next_check: r.get("ari_next_check_ms")?,
+        ari_not_offered: r.get("ari_not_offered_ms")?,
         next_attempt: r.get("next_attempt_ms")?,
         backoff_step: r.get("backoff_step")?,
         urgency_alerted: r.get("urgency_alerted")?,
@@ -133,6 +136,7 @@ impl Raw {
                 window_end: col("ari_window_end_ms").time_opt(self.ari_end)?,
                 explanation_url: self.ari_explanation,
                 next_check: col("ari_next_check_ms").time_opt(self.ari_next_check)?,
+                not_offered_at: col("ari_not_offered_ms").time_opt(self.ari_not_offered)?,
             },
             next_attempt: col("next_attempt_ms").time_opt(self.next_attempt)?,
             backoff_step: col("backoff_step").count(self.backoff_step)?,
@@ -171,9 +175,10 @@ pub(super) fn put(conn: &Connection, s: &CertState) -> Result<(), StoreError> {
         "INSERT OR REPLACE INTO cert_state (cert, serial, not_before_ms, not_after_ms, issuer_ca, \
          account_url, ari_cert_id, ari_window_start_ms, ari_window_end_ms, ari_explanation_url, \
          ari_next_check_ms, next_attempt_ms, backoff_step, urgency_alerted, failing_since_ms, \
-         failure_streak, last_error_class, last_error_message, last_error_ms, last_success_ms) \
+         failure_streak, last_error_class, last_error_message, last_error_ms, last_success_ms, \
+         ari_not_offered_ms) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-         ?18, ?19, ?20)",
+         ?18, ?19, ?20, ?21)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -197,6 +202,7 @@ pub(super) fn put(conn: &Connection, s: &CertState) -> Result<(), StoreError> {
             err.map(|e| e.message.as_str()),
             err.map(|e| ms(e.at)),
             ms_opt(s.last_success),
+            ms_opt(s.ari.not_offered_at),
         ])
     })
     .map_err(StoreError::db("writing a certificate's state"))?;

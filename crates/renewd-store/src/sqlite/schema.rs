@@ -109,7 +109,13 @@ const V3: &str = "
 ALTER TABLE ca_health ADD COLUMN blocked_until_ms INTEGER;
 ";
 
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+/// Version 4: the issuer's marker that ARI cannot be asked about a certificate, so the
+/// scheduler stops planning checks that can only come back empty.
+const V4: &str = "
+ALTER TABLE cert_state ADD COLUMN ari_not_offered_ms INTEGER;
+";
+
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub(crate) const LATEST: u32 = MIGRATIONS.len() as u32;

@@ -59,13 +59,20 @@ endpoint = "renewal_info"
 action = "status"
 status = 200
 body = "garbage"
+
+[[rule]]
+endpoint = "order"
+action = "invalid_order"
+problem_type = "serverInternal"
+detail = "issuance failed"
+times = 1
 "#;
 
 #[test]
 fn every_action_parses_into_its_fault() {
     let plan = FaultPlan::from_toml_str(EVERY_ACTION).expect("parses");
     assert_eq!(plan.seed, 7);
-    assert_eq!(plan.rules.len(), 9);
+    assert_eq!(plan.rules.len(), 10);
     assert_eq!(
         plan.rules[0].fault,
         Fault::status(504).html().after_processing().times(1)
@@ -101,6 +108,10 @@ fn every_action_parses_into_its_fault() {
     );
     assert_eq!(plan.rules[7].fault, Fault::bad_nonce().probability(0.5));
     assert_eq!(plan.rules[8].fault, Fault::status(200).garbage());
+    assert_eq!(
+        plan.rules[9].fault,
+        Fault::invalid_order("serverInternal", "issuance failed").times(1)
+    );
 }
 
 #[test]
@@ -170,6 +181,12 @@ fn mistakes_are_refused_with_their_line() {
     assert!(e.contains("sede"), "{e}");
     let e = error_of("[[rule]]\nendpoint = \"directory\"\naction = \"bad_nonce\"\n");
     assert!(e.contains("cannot apply"), "{e}");
+    let e = error_of(
+        "[[rule]]\nendpoint = \"finalize\"\naction = \"invalid_order\"\nproblem_type = \"caa\"\n",
+    );
+    assert!(e.contains("cannot apply"), "{e}");
+    let e = error_of("[[rule]]\nendpoint = \"order\"\naction = \"invalid_order\"\n");
+    assert!(e.contains("needs `problem_type`"), "{e}");
 }
 
 #[test]

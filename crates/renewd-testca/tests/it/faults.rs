@@ -93,6 +93,39 @@ async fn a_504_after_processing_hides_an_issued_certificate() {
 }
 
 #[tokio::test]
+async fn invalid_order_makes_the_order_invalid_with_the_given_error() {
+    let ca = start().await;
+    let mut acme = Acme::connect(&ca).await;
+    acme.register().await;
+    let (order_url, finalize) = ready_order(&mut acme, "i.example").await;
+    ca.set_fault_plan(FaultPlan::new().rule(
+        Endpoint::Order,
+        Fault::invalid_order("rateLimited", "gave up").times(1),
+    ))
+    .expect("plan");
+    let order = acme.post(&order_url, None).await.json();
+    assert_eq!(order["status"], "invalid");
+    assert_eq!(
+        order["error"]["type"],
+        "urn:ietf:params:acme:error:rateLimited"
+    );
+    assert_eq!(order["error"]["detail"], "gave up");
+    // For good: the rule is used up, the order stays invalid and cannot be finalized.
+    assert_eq!(
+        acme.post(&order_url, None).await.json()["status"],
+        "invalid"
+    );
+    let a = acme
+        .post(
+            &finalize,
+            Some(&csr_payload(&Signer::generate(), &["i.example"])),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(ca.counts().certificates_issued, 0);
+}
+
+#[tokio::test]
 async fn problem_empty_and_garbage_bodies() {
     let ca = start().await;
     let mut acme = Acme::connect(&ca).await;

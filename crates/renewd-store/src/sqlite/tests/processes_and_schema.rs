@@ -152,7 +152,7 @@ fn migrates_a_version_2_database_to_the_rate_limit_block() {
         .unwrap();
     }
     let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.schema_version().unwrap(), 4);
     let h = store.ca_health(&ca("zerossl")).unwrap().unwrap();
     assert_eq!(
         h.cooldown,
@@ -175,6 +175,40 @@ fn migrates_a_version_2_database_to_the_rate_limit_block() {
             .blocked_until,
         Some(until),
         "the block survives a restart"
+    );
+}
+
+#[test]
+fn migrates_a_version_3_database_to_the_ari_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        schema::migrate_to(&mut conn, &path, 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO cert_state (cert, ari_next_check_ms) VALUES ('www', 1750000600000);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 4);
+    let s = store.cert_state(&cert("www")).unwrap().unwrap();
+    assert!(s.ari.next_check.is_some(), "v3 data is kept");
+    assert_eq!(s.ari.not_offered_at, None, "the v4 column starts empty");
+    let marked = store
+        .update_cert_state(&cert("www"), &mut |s| s.ari.not_offered_at = Some(t0()))
+        .unwrap();
+    assert_eq!(marked.ari.not_offered_at, Some(t0()));
+    drop(store);
+    let reopened = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    assert_eq!(
+        reopened
+            .cert_state(&cert("www"))
+            .unwrap()
+            .unwrap()
+            .ari
+            .not_offered_at,
+        Some(t0())
     );
 }
 

@@ -47,6 +47,7 @@ fn full_state(name: &str) -> CertState {
             window_end: Some(t0() + TimeDelta::days(62)),
             explanation_url: Some("https://z/why".into()),
             next_check: Some(t0() + TimeDelta::hours(6)),
+            not_offered_at: Some(t0() - TimeDelta::days(1)),
         },
         next_attempt: Some(t0() + TimeDelta::minutes(5)),
         backoff_step: 2,
