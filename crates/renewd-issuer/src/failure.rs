@@ -16,6 +16,11 @@ use crate::setback::{Setback, one_line};
 /// The spread of the back-off (±10 %), so certificates failing together spread out.
 const JITTER: f64 = 0.1;
 
+/// How soon an urgent or critical job tries again when the CA it failed at is now judged
+/// down (its circuit is open) and the certificate lists another CA: the next attempt fails
+/// over, so waiting out the back-off would only spend the deadline.
+const FAILOVER_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Records the failure that decided a job and returns its result.
 pub(crate) async fn record(run: &Run<'_>, setback: &Setback, ca: Option<&CaName>) -> JobResult {
     let now = run.inner.clock.now();
@@ -24,6 +29,10 @@ pub(crate) async fn record(run: &Run<'_>, setback: &Setback, ca: Option<&CaName>
     let unit = fastrand::f64();
     // Not before a CA this job could use accepts orders again, when none does now.
     let floor = run.earliest_usable(now);
+    let failover_soon = urgency >= Urgency::Urgent
+        && setback.class.allows_failover()
+        && run.cert.cas.len() > 1
+        && ca.is_some_and(|ca| run.circuit_open(ca));
     let message = match ca {
         Some(ca) => one_line(&format!("{ca}: {}", setback.message)),
         None => one_line(&setback.message),
@@ -43,6 +52,9 @@ pub(crate) async fn record(run: &Run<'_>, setback: &Setback, ca: Option<&CaName>
         let mut delay = backoff.jittered(s.backoff_step, JITTER, unit);
         if let Some(within) = setback.retry_within {
             delay = delay.min(within);
+        }
+        if failover_soon {
+            delay = delay.min(FAILOVER_RETRY);
         }
         let mut next = after(now, delay);
         if let Some(floor) = floor {

@@ -251,9 +251,10 @@ impl Run<'_> {
             && plan.first().map(|c| &c.ca) != Some(&p.ca)
         {
             // The order's CA cannot take it now (its trial is another job's, its circuit
-            // is open, it rate-limited renewd). The order may still complete there: below
-            // critical urgency wait for it rather than order elsewhere, and at critical
-            // urgency too when the wait is short. Not this certificate's failure.
+            // is open, it rate-limited renewd). The order may still complete there, so
+            // wait for it - unless the deadline no longer allows: an urgent job gives it
+            // up once the breaker has judged the CA down (its circuit is open), a critical
+            // one whenever the wait is not short. Waiting is not this certificate's failure.
             let availability = skipped.iter().find(|(ca, _)| ca == &p.ca).map(|(_, a)| a);
             let until = availability.map_or(now, |a| a.usable_from(now));
             let short = availability.is_some_and(|a| match a {
@@ -261,7 +262,13 @@ impl Run<'_> {
                 Availability::Blocked { until } => *until - now <= SHORT_WAIT_FOR_ORDER,
                 _ => false,
             });
-            if job.urgency < Urgency::Critical || short {
+            let ca_down = matches!(availability, Some(Availability::Open { .. }));
+            let give_up = match job.urgency {
+                Urgency::Normal => false,
+                Urgency::Urgent => ca_down,
+                Urgency::Critical => !short,
+            };
+            if !give_up {
                 let why = availability.map_or_else(String::new, |a| a.describe(&p.ca));
                 return crate::deferral::defer(
                     self,
@@ -270,7 +277,8 @@ impl Run<'_> {
                 );
             }
             tracing::warn!(cert_name = %self.cert.name, ca = %p.ca, order_url = %p.order_url,
-                "critical: the pending order's CA is out of reach; trying the other CAs");
+                urgency = %job.urgency,
+                "the pending order's CA is out of reach; trying the other CAs");
         }
         if plan.is_empty() {
             // Every CA this job may use is in another job's trial, cooling down or
@@ -312,10 +320,13 @@ impl Run<'_> {
                 Attempted::Failed(s) => s,
             };
             // Going on would abandon an order that may still complete (the one resumed,
-            // or the one just made): only a critical job may do that.
+            // or the one just made): only a critical job may do that, or an urgent one
+            // once the breaker has judged this CA down.
             let order_alive = !matches!(self.stored_pending(), Ok(None));
             let go_on = selection::may_continue(job.urgency, setback.class)
-                && (job.urgency == Urgency::Critical || !order_alive);
+                && (job.urgency == Urgency::Critical
+                    || !order_alive
+                    || (job.urgency == Urgency::Urgent && self.circuit_open(&candidate.ca)));
             last = Some((candidate.ca.clone(), setback));
             if !go_on {
                 break;
@@ -327,6 +338,14 @@ impl Run<'_> {
             // generation, which the plan never holds.
             None => JobResult::Interrupted,
         }
+    }
+
+    /// Whether `ca`'s circuit is open now (a store error reads as "not known to be open").
+    pub(crate) fn circuit_open(&self, ca: &CaName) -> bool {
+        matches!(
+            self.inner.store.ca_health(ca),
+            Ok(Some(h)) if h.circuit == CircuitState::Open
+        )
     }
 
     /// The earliest time a CA this job may use accepts orders again, when none does now:

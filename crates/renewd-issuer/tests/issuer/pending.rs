@@ -368,3 +368,36 @@ async fn a_job_that_cannot_reach_a_persisted_point_is_aborted_after_the_grace_pe
         .unwrap();
     assert!(lease.acquired().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_urgent_job_gives_up_the_pending_order_once_its_cas_circuit_is_open() {
+    let lab = lab_with_three().await;
+    let issuer = lab.issuer();
+    let (shutdown, pool, _done) = hold_three_orders(&lab, &issuer).await;
+    shutdown.cancel();
+    pool.await.unwrap();
+    lab.solver.stop_holding();
+    // The breaker has judged A down (as repeated failures of other certificates would).
+    let mut health = lab.health("a");
+    health.circuit = renewd_store::CircuitState::Open;
+    health.consecutive_failures = 3;
+    health.open_until = Some(lab.now() + chrono::TimeDelta::hours(1));
+    lab.store.put_ca_health(&health).unwrap();
+    // Normal: still waits for A.
+    let result = renew(&issuer, "c1", Urgency::Normal).await;
+    assert!(!result.is_renewed(), "{result:?}");
+    assert!(lab.state("c1").pending.is_some());
+    assert_eq!(lab.counts("b").orders_created, 0);
+    // Urgent: the order at A is given up, and B issues.
+    let result = renew(&issuer, "c1", Urgency::Urgent).await;
+    assert!(result.is_renewed(), "{result:?}");
+    assert_eq!(lab.issuer_of("c1").as_deref(), Some("b"));
+    assert_eq!(lab.state("c1").pending, None);
+    assert_eq!(lab.counts("b").orders_created, 1);
+    assert!(
+        lab.ledger("a")
+            .iter()
+            .any(|r| r.detail.as_deref().is_some_and(|d| d.contains("abandoned"))),
+        "the abandoned order is noted in A's ledger"
+    );
+}

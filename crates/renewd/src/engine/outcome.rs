@@ -44,6 +44,19 @@ pub enum RenewResult {
         /// When it is next due.
         next_renewal: DateTime<Utc>,
     },
+    /// Another renewd process installed a new certificate meanwhile: nothing to do.
+    AlreadyRenewed {
+        /// The serial installed now, lower-case hex.
+        serial: String,
+    },
+    /// No CA it may use can take an order yet (another job's half-open trial, an open
+    /// circuit, a rate limit); not a failure, the daemon goes on at `until`.
+    Deferred {
+        /// When it may go on.
+        until: DateTime<Utc>,
+        /// Why, in one line.
+        reason: String,
+    },
     /// Neither renewed nor failed: interrupted, or another renewd process holds it.
     Unfinished {
         /// Why.
@@ -58,7 +71,10 @@ impl RenewResult {
     pub fn is_failure(&self) -> bool {
         matches!(
             self,
-            RenewResult::Failed { .. } | RenewResult::Unfinished { .. } | RenewResult::Unknown
+            RenewResult::Failed { .. }
+                | RenewResult::Deferred { .. }
+                | RenewResult::Unfinished { .. }
+                | RenewResult::Unknown
         )
     }
 
@@ -86,6 +102,8 @@ impl RenewResult {
                 reason: "interrupted; the order resumes at the next run".into(),
             },
             JobResult::NotConfigured => RenewResult::Unknown,
+            JobResult::AlreadyRenewed { serial } => RenewResult::AlreadyRenewed { serial },
+            JobResult::Deferred { until, reason } => RenewResult::Deferred { until, reason },
             other => RenewResult::Unfinished {
                 reason: format!("{other:?}"),
             },
@@ -147,6 +165,15 @@ impl fmt::Display for CertOutcome {
             RenewResult::Failed { class, .. } => write!(f, "failed ({class})"),
             RenewResult::NotDue { next_renewal } => {
                 write!(f, "not due (next renewal {})", time(next_renewal))
+            }
+            RenewResult::AlreadyRenewed { serial } => {
+                write!(
+                    f,
+                    "already renewed by another renewd process (serial {serial})"
+                )
+            }
+            RenewResult::Deferred { until, reason } => {
+                write!(f, "not renewed yet: {reason}; next try {}", time(until))
             }
             RenewResult::Unfinished { reason } => write!(f, "not renewed: {reason}"),
             RenewResult::Unknown => f.write_str("not configured in the running daemon"),

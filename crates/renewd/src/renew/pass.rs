@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use chrono::Utc;
 use renewd_config::Config;
-use renewd_core::{CertName, RenewalJob, RenewalReason, SystemClock};
+use renewd_core::{CertName, RenewalJob, RenewalReason, SeenInstalled, SystemClock};
 use renewd_issuer::{Issuer, IssuerParts, event_channel};
 use renewd_local::ChallengeSolvers;
 use renewd_scheduler::{Circuits, urgency};
@@ -62,6 +62,11 @@ pub async fn run(
             reason,
             urgency,
             only_ca: selection.only_ca.clone(),
+            seen_installed: SeenInstalled::from_serial(
+                state
+                    .and_then(|s| s.installed.as_ref())
+                    .map(|i| i.serial.as_str()),
+            ),
         };
         if selection.force {
             let u = urgency(view.installed.as_ref(), view.problem, &policy, now);
