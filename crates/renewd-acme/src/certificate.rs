@@ -76,6 +76,11 @@ impl DownloadedChains {
     }
 }
 
+/// The alternate chains a download of the chain at `url` links to (`Link: rel="alternate"`).
+pub(crate) fn alternate_links(reply: &Reply, url: &str) -> Vec<String> {
+    headers::parse_links(&reply.headers, "alternate", url)
+}
+
 fn parse_chain(reply: &Reply) -> Result<CertificateChain, Error> {
     let pem = String::from_utf8(reply.body.to_vec())
         .map_err(|_| reply.invalid("the certificate chain is not text"))?;
@@ -100,14 +105,14 @@ impl Account {
         self.download_in(url, None).await
     }
 
-    pub(crate) async fn download_in(
+    async fn download_in(
         &self,
         url: &str,
         order_url: Option<&str>,
     ) -> Result<DownloadedChains, Error> {
         let (default, reply) = self.download_one(url, order_url).await?;
         let mut alternates = Vec::new();
-        for alt in headers::parse_links(&reply.headers, "alternate", url) {
+        for alt in alternate_links(&reply, url) {
             let (chain, _) = self.download_one(&alt, order_url).await?;
             alternates.push(chain);
         }
@@ -117,7 +122,9 @@ impl Account {
         })
     }
 
-    async fn download_one(
+    /// One chain at `url` (the default or an alternate), and the reply it came in (its
+    /// `Link` headers name the alternates).
+    pub(crate) async fn download_one(
         &self,
         url: &str,
         order_url: Option<&str>,

@@ -10,8 +10,9 @@ use renewd_core::{FailureClass, Step};
 use tokio::time::Instant;
 
 use crate::account::Account;
+use crate::certificate::{CertificateChain, DownloadedChains, alternate_links};
 use crate::challenge::ChallengeAnswer;
-use crate::client::Fetched;
+use crate::client::{Fetched, Reply};
 use crate::error::Error;
 use crate::flow::{ChallengeSolver, Issued, PendingOrder, PendingOrderSink};
 use crate::keys::CertificateKey;
@@ -170,7 +171,9 @@ async fn fetch_order(
     }
 }
 
-/// Downloads the chains (retrying transient failures until the deadline) and picks one.
+/// Downloads the chains and picks one. Each chain is fetched, and retried after transient
+/// failures until the deadline, on its own: a failed alternate does not cost the default
+/// chain a second download from a CA that is already struggling.
 async fn download(
     account: &Account,
     record: &PendingOrder,
@@ -189,23 +192,16 @@ async fn download(
             reason: "a valid order without a certificate URL".to_string(),
             body_snippet: String::new(),
         })?;
-    let policy = &account.client().settings().poll;
-    let mut backoff = Backoff::new(policy, deadline);
-    let chains = loop {
-        match account.download_in(&cert_url, Some(url)).await {
-            Ok(chains) => break chains,
-            Err(e) if worth_retrying(&e, policy, deadline) => {
-                let retry_after = e.retry_after();
-                if backoff
-                    .wait(retry_after, Step::Download, &cert_url)
-                    .await
-                    .is_err()
-                {
-                    return Err(e);
-                }
-            }
-            Err(e) => return Err(e),
-        }
+    let mut backoff = Backoff::new(&account.client().settings().poll, deadline);
+    let (default, reply) = download_chain(account, &cert_url, url, deadline, &mut backoff).await?;
+    let mut alternates = Vec::new();
+    for alt in alternate_links(&reply, &cert_url) {
+        let (chain, _) = download_chain(account, &alt, url, deadline, &mut backoff).await?;
+        alternates.push(chain);
+    }
+    let chains = DownloadedChains {
+        default,
+        alternates,
     };
     let (chosen, others) = chains.choose(record.preferred_chain.as_deref());
     Ok(Issued {
@@ -216,6 +212,33 @@ async fn download(
         cert_url: chosen.url,
         profile: order.profile.clone().or_else(|| record.profile.clone()),
     })
+}
+
+/// The chain at `chain_url` of the order at `order_url`, retried after transient failures
+/// until the deadline (`backoff` is shared by the chains of one download).
+async fn download_chain(
+    account: &Account,
+    chain_url: &str,
+    order_url: &str,
+    deadline: Instant,
+    backoff: &mut Backoff,
+) -> Result<(CertificateChain, Reply), Error> {
+    let policy = &account.client().settings().poll;
+    loop {
+        match account.download_one(chain_url, Some(order_url)).await {
+            Ok(fetched) => return Ok(fetched),
+            Err(e) if worth_retrying(&e, policy, deadline) => {
+                if backoff
+                    .wait(e.retry_after(), Step::Download, chain_url)
+                    .await
+                    .is_err()
+                {
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Answers every pending authorization of the order with the record's challenge type:
