@@ -253,9 +253,10 @@ def narrate(dir_, cutoff):
         events.append((when(at), "circuit", (ca, state, until)))
         seen["circuits"] += 1
     for c in status:
-        at = installed.get(c["name"])
-        if c["state"] == "valid" and at and when(at) <= limit and c["name"] not in seen["certs"]:
-            events.append((when(at), "cert", c))
+        # Without its log line (another log format) a valid certificate is told now.
+        at = when(installed[c["name"]]) if c["name"] in installed else limit
+        if c["state"] == "valid" and at <= limit and c["name"] not in seen["certs"]:
+            events.append((at, "cert", c))
     for _, kind, what in sorted(events, key=lambda e: e[0]):
         if kind == "circuit":
             print(f"  {'':7} {'':<{width}}  {'':<11}  {circuit_sentence(*what)}")
