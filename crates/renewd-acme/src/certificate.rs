@@ -76,6 +76,11 @@ impl DownloadedChains {
     }
 }
 
+/// The alternate chains a download answer announces (`Link: <…>;rel="alternate"`).
+pub(crate) fn alternate_links(reply: &Reply, url: &str) -> Vec<String> {
+    headers::parse_links(&reply.headers, "alternate", url)
+}
+
 fn parse_chain(reply: &Reply) -> Result<CertificateChain, Error> {
     let pem = String::from_utf8(reply.body.to_vec())
         .map_err(|_| reply.invalid("the certificate chain is not text"))?;
@@ -108,7 +113,7 @@ impl Account {
     ) -> Result<DownloadedChains, Error> {
         let (default, reply) = self.download_one(url, order_url).await?;
         let mut alternates = Vec::new();
-        for alt in headers::parse_links(&reply.headers, "alternate", url) {
+        for alt in alternate_links(&reply, url) {
             // The certificate is in hand: an alternate chain that cannot be fetched is
             // left out (its request is in the ledger), never a reason to fail.
             match self.download_one(&alt, order_url).await {
@@ -123,7 +128,7 @@ impl Account {
         })
     }
 
-    async fn download_one(
+    pub(crate) async fn download_one(
         &self,
         url: &str,
         order_url: Option<&str>,

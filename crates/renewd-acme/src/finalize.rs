@@ -12,8 +12,9 @@ use renewd_core::{FailureClass, Step};
 use tokio::time::Instant;
 
 use crate::account::Account;
+use crate::certificate::{CertificateChain, DownloadedChains, alternate_links};
 use crate::challenge::ChallengeAnswer;
-use crate::client::Fetched;
+use crate::client::{Fetched, Reply};
 use crate::error::Error;
 use crate::flow::{ChallengeSolver, Issued, PendingOrder, PendingOrderSink};
 use crate::keys::CertificateKey;
@@ -228,8 +229,10 @@ async fn fetch_order(
     }
 }
 
-/// Downloads the chains (retrying transient failures, paced by `failures`, until the
-/// deadline) and picks one.
+/// Downloads the chains and picks one. Each chain is fetched, and retried after transient
+/// failures (paced by `failures`, until the deadline), on its own: a failed alternate does
+/// not cost the default chain a second download from a CA that is already struggling, and
+/// an alternate that cannot be fetched at all is left out - the certificate is in hand.
 async fn download(
     account: &Account,
     record: &PendingOrder,
@@ -248,21 +251,18 @@ async fn download(
             reason: "a valid order without a certificate URL".to_string(),
             body_snippet: String::new(),
         })?;
-    let policy = &account.client().settings().poll;
-    let chains = loop {
-        match account.download_in(&cert_url, Some(url)).await {
-            Ok(chains) => break chains,
-            Err(e) if worth_retrying(&e, policy, failures.deadline()) => {
-                if failures
-                    .wait(e.retry_after(), Step::Download, &cert_url)
-                    .await
-                    .is_err()
-                {
-                    return Err(e);
-                }
-            }
-            Err(e) => return Err(e),
+    let (default, reply) = download_chain(account, &cert_url, url, failures, None).await?;
+    let mut alternates = Vec::new();
+    for alt in alternate_links(&reply, &cert_url) {
+        match download_chain(account, &alt, url, failures, Some(ALTERNATE_ATTEMPTS)).await {
+            Ok((chain, _)) => alternates.push(chain),
+            Err(e) => tracing::warn!(url = %alt, error = %e,
+                "an alternate chain could not be downloaded; going on without it"),
         }
+    }
+    let chains = DownloadedChains {
+        default,
+        alternates,
     };
     let (chosen, others) = chains.choose(record.preferred_chain.as_deref());
     Ok(Issued {
@@ -273,6 +273,42 @@ async fn download(
         cert_url: chosen.url,
         profile: order.profile.clone().or_else(|| record.profile.clone()),
     })
+}
+
+/// How many times an alternate chain is asked for before it is left out: the certificate is
+/// in hand, so an alternate is not worth the rest of the order's deadline.
+const ALTERNATE_ATTEMPTS: u32 = 2;
+
+/// Downloads one chain, retrying transient failures paced by `failures` until its deadline,
+/// or until `max_attempts` requests were made when given.
+async fn download_chain(
+    account: &Account,
+    chain_url: &str,
+    order_url: &str,
+    failures: &mut Backoff,
+    max_attempts: Option<u32>,
+) -> Result<(CertificateChain, Reply), Error> {
+    let policy = &account.client().settings().poll;
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        match account.download_one(chain_url, Some(order_url)).await {
+            Ok(fetched) => return Ok(fetched),
+            Err(e)
+                if max_attempts.is_none_or(|max| attempts < max)
+                    && worth_retrying(&e, policy, failures.deadline()) =>
+            {
+                if failures
+                    .wait(e.retry_after(), Step::Download, chain_url)
+                    .await
+                    .is_err()
+                {
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Answers every pending authorization of the order with the record's challenge type:

@@ -225,6 +225,40 @@ async fn gateway_errors_on_order_fetches_and_downloads_are_waited_out() {
 }
 
 #[tokio::test]
+async fn a_failed_alternate_chain_is_downloaded_again_alone() {
+    // After a 504 that hid the issuance, the default chain comes through (a 1 ms delay uses
+    // up the first certificate rule) and the alternate's download meets a gateway error:
+    // only the alternate is asked for again, not the default chain already in hand.
+    let env = recover(
+        FaultPlan::new()
+            .rule(
+                Endpoint::Finalize,
+                Fault::status(504).html().after_processing().times(1),
+            )
+            .rule(
+                Endpoint::Certificate,
+                Fault::delay(Duration::from_millis(1)).times(1),
+            )
+            .rule(Endpoint::Certificate, Fault::status(503).html().times(1)),
+    )
+    .await;
+    let downloads: Vec<String> = env
+        .wire
+        .sent()
+        .into_iter()
+        .map(|s| s.url)
+        .filter(|u| u.contains("/cert/"))
+        .collect();
+    assert_eq!(downloads.len(), 3, "{downloads:?}");
+    assert_ne!(downloads[0], downloads[1], "the default, then an alternate");
+    assert_eq!(
+        downloads[1], downloads[2],
+        "the alternate again: {downloads:?}"
+    );
+    assert_finalized_once_then_fetched_with(&env, 3);
+}
+
+#[tokio::test]
 async fn finalize_rate_limited_beyond_what_the_client_may_wait_is_not_retried_early() {
     // 429 on finalize with Retry-After of an hour: nothing may be sent to the CA for that
     // account before then. The order is kept for a later resume, not finalized again now.
