@@ -6,7 +6,14 @@
 #   polkit rule from packaging/ installed by hand; verify + security of the unit inside the
 #   guest; the polkit rule lets user renewd reload the listed units, also from inside the
 #   unit's sandbox, and nothing else; the sandbox lets renewd bind port 80.
-# Part 2 — the daemon, from the .deb (scripts/build-deb), against pebble inside the guest.
+# Part 2 — the daemon, from the .deb (scripts/build-deb), against two pebbles inside the
+#   guest (CA "zerossl" requires EAB, CA "short" issues 10-second certificates): install;
+#   check outside the unit; start (READY=1); issuance and the deploy hook through polkit;
+#   journal fields; reload with a good and a bad config; the watchdog; an upgrade; the
+#   expiry alarm at priority crit; stop (STOPPING=1, exit 0); security; purge.
+#
+# RENEWD_E2E_DEB=PATH tests that package instead of building one. A cached rootfs takes
+# about 80 s in all, most of it waiting for the expiry alarm (a minute of back-off).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/e2e/lib/nspawn.sh
@@ -33,6 +40,16 @@ prop() { in_guest systemctl show -P "$1" "${2:-$UNIT}"; }
 as_renewd() { in_guest runuser -u renewd -- "$@"; }
 rd() { as_renewd /usr/bin/renewd --config /etc/renewd/renewd.toml "$@"; }
 journal_cursor() { in_guest journalctl --show-cursor -n 0 -q | sed -n 's/^-- cursor: //p'; }
+# unit_log_since CURSOR UNIT [MAX-PRIORITY]: "PID MESSAGE" lines of UNIT — its own and
+# systemd's about it — logged after CURSOR. Filtered with jq rather than journalctl's -u/-p:
+# systemd 252's --after-cursor with a match skips the first matching entry whenever the
+# cursor's own entry does not match (it skips two entries from the cursor's position).
+unit_log_since() {
+  in_guest journalctl --after-cursor="$1" -o json --no-pager |
+    in_guest jq -r --arg u "$2" --argjson p "${3:-7}" \
+      'select((._SYSTEMD_UNIT == $u or .UNIT == $u) and ((.PRIORITY // "6") | tonumber) <= $p)
+       | "\(._PID) \(.MESSAGE)"'
+}
 
 on_exit() {
   local rc=$?
@@ -57,15 +74,14 @@ trap on_exit EXIT
 
 # Build before booting, so the guest does not wait for cargo.
 # RENEWD_E2E_DEB=path tests that package instead of building one.
+t_build=$EPOCHREALTIME
 deb=${RENEWD_E2E_DEB:-}
-# TEMPORARY GUARD while part 2 is being made to pass (remove with it): the daemon part runs
-# only with RENEWD_E2E_DAEMON=1 or a given .deb.
-if [ -z "$deb" ] && [ "${RENEWD_E2E_DAEMON:-0}" = 1 ]; then
-  deb=$(scripts/build-deb --out "$work")
-fi
+[ -n "$deb" ] || deb=$(scripts/build-deb --out "$work")
+build_seconds=$(nspawn_elapsed "$t_build")
 
 nspawn_rootfs
 nspawn_boot --bind-ro="$PWD:/mnt/src" --bind="$work:/mnt/work"
+t_guest=$EPOCHREALTIME
 
 ###############################################################################################
 # Part 1: packaging files
@@ -145,8 +161,8 @@ in_guest sh -c 'sed "s/^\(.*\)\"nginx.service\",/&\n\1\"e2e-other.service\",/" \
   /usr/share/polkit-1/rules.d/50-renewd-reload.rules > /etc/polkit-1/rules.d/50-renewd-reload.rules'
 in_guest grep -q '"e2e-other.service",' /etc/polkit-1/rules.d/50-renewd-reload.rules ||
   fail "could not edit the rule's list"
-wait_until 20 "polkitd reloading its rules" in_guest sh -c \
-  "journalctl -u polkit.service --after-cursor='$cursor' | grep -q 'Finished loading, compiling and executing'"
+polkit_reloaded() { unit_log_since "$cursor" polkit.service | grep -q 'Finished loading, compiling and executing'; }
+wait_until 20 "polkitd reloading its rules" polkit_reloaded
 as_renewd systemctl reload e2e-other || fail "reload of a unit added in /etc/polkit-1 refused"
 [ "$(reloads e2e-other)" = 1 ] || fail "e2e-other stand-in was not reloaded"
 in_guest rm /etc/polkit-1/rules.d/50-renewd-reload.rules
@@ -197,10 +213,8 @@ ok "sandbox: with PrivateUsers=yes the same bind is refused (why the unit does n
 # Part 2: the daemon, installed from the .deb, against pebble inside the guest
 # (RENEWD_E2E_DEB=path tests a given .deb instead of building one).
 ###############################################################################################
-if [ -z "$deb" ]; then
-  echo "SKIP: daemon part (TEMPORARY: set RENEWD_E2E_DAEMON=1 to run it)"
-  exit 0
-fi
+
+t_part2=$EPOCHREALTIME
 
 # --- install, from a clean slate: undo part 1's hand installation first -----------------------
 in_guest systemctl stop nginx.service e2e-other.service
@@ -249,21 +263,32 @@ mkdir -p "$work/pebble"
     -days 2 -extfile leaf.ext -out leaf.pem
 ) 2>/dev/null
 eab_key=$(openssl rand 32 | base64 -w0 | tr '+/' '-_' | tr -d '=')
-cat >"$work/pebble/pebble.json" <<EOF
-{"pebble": {"listenAddress": "127.0.0.1:14000", "managementListenAddress": "127.0.0.1:15000",
+# pebble_config PORT MANAGEMENT-PORT EAB-REQUIRED VALIDITY-SECONDS
+pebble_config() {
+  cat <<EOF
+{"pebble": {"listenAddress": "127.0.0.1:$1", "managementListenAddress": "127.0.0.1:$2",
   "certificate": "/mnt/work/pebble/leaf.pem", "privateKey": "/mnt/work/pebble/leaf.key",
   "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "",
-  "externalAccountBindingRequired": true, "externalAccountMACKeys": {"kid-1": "$eab_key"},
-  "certificateValidityPeriod": 7776000}}
+  "externalAccountBindingRequired": $3, "externalAccountMACKeys": {"kid-1": "$eab_key"},
+  "certificateValidityPeriod": $4}}
 EOF
+}
+# CA "zerossl": EAB required, 90-day certificates. CA "short": 10-second certificates, for
+# the expiry alarm (stopped once it has issued one, so that every renewal fails).
+pebble_config 14000 15000 true 7776000 >"$work/pebble/pebble.json"
+pebble_config 14001 15001 false 10 >"$work/pebble/pebble-short.json"
 # every name resolves to 127.0.0.1, where renewd's http-01 responder listens on port 80
 in_guest systemd-run -q --unit=e2e-challtestsrv /usr/bin/pebble-challtestsrv -dns01 127.0.0.1:8053 \
   -http01 "" -https01 "" -tlsalpn01 "" -management 127.0.0.1:8055 -defaultIPv4 127.0.0.1 -defaultIPv6 ""
-in_guest systemd-run -q --unit=e2e-pebble -E PEBBLE_VA_NOSLEEP=1 -E PEBBLE_WFE_NONCEREJECT=0 \
-  -E PEBBLE_AUTHZREUSE=0 /usr/bin/pebble -config /mnt/work/pebble/pebble.json -dnsserver 127.0.0.1:8053
-wait_until 30 "pebble's directory" in_guest sh -c \
-  "journalctl -u e2e-pebble | grep -q 'ACME directory available'"
-ok "pebble (EAB required, http-01 on port 80) running in the guest"
+for p in pebble pebble-short; do
+  in_guest systemd-run -q --unit="e2e-$p" -E PEBBLE_VA_NOSLEEP=1 -E PEBBLE_WFE_NONCEREJECT=0 \
+    -E PEBBLE_AUTHZREUSE=0 /usr/bin/pebble -config "/mnt/work/pebble/$p.json" -dnsserver 127.0.0.1:8053
+done
+for p in pebble pebble-short; do
+  wait_until 30 "$p's directory" in_guest sh -c \
+    "journalctl -u e2e-$p | grep -q 'ACME directory available'"
+done
+ok "pebble in the guest: CA zerossl (EAB required), CA short (10 s certificates); http-01 on port 80"
 
 # --- configuration: the EAB key as a credential, through the shipped example drop-in ---------
 in_guest install -m 0644 /mnt/work/pebble/root.pem /etc/renewd/e2e-pebble-root.pem
@@ -274,37 +299,71 @@ in_guest install -D -m 0644 /usr/share/doc/renewd/examples/eab-credential.conf \
 in_guest sh -c 'printf "[Service]\nWatchdogSec=4s\nRestartSec=1s\n" > /etc/systemd/system/renewd.service.d/e2e.conf'
 in_guest systemctl daemon-reload
 
-write_config() { # write_config CERT-NAME... : one [[cert]] per name, domain NAME.e2e.test
-  local name
+# write_config CERT... : each CERT is NAME (CA zerossl, a deploy hook reloading nginx) or
+# NAME@CA (no hook); the domain is NAME.e2e.test.
+write_config() {
+  local spec name ca
   {
     printf '%s\n' 'state_dir = "/var/lib/renewd"' '' '[daemon]' 'workers = 2' '' \
       '[[ca]]' 'name = "zerossl"' 'directory = "https://127.0.0.1:14000/dir"' \
       'trust_roots = ["/etc/renewd/e2e-pebble-root.pem"]' 'eab_kid = "kid-1"' \
-      'eab_hmac_key_credential = "zerossl.eab"' '' '[http01]' 'listen = ["127.0.0.1:80"]'
-    for name in "$@"; do
-      printf '\n[[cert]]\nname = "%s"\ndomains = ["%s.e2e.test"]\ncas = ["zerossl"]\n' "$name" "$name"
+      'eab_hmac_key_credential = "zerossl.eab"' '' \
+      '[[ca]]' 'name = "short"' 'directory = "https://127.0.0.1:14001/dir"' \
+      'trust_roots = ["/etc/renewd/e2e-pebble-root.pem"]' '' '[http01]' 'listen = ["127.0.0.1:80"]'
+    for spec in "$@"; do
+      name=${spec%@*}
+      ca=zerossl
+      [ "$spec" = "$name" ] || ca=${spec#*@}
+      printf '\n[[cert]]\nname = "%s"\ndomains = ["%s.e2e.test"]\ncas = ["%s"]\n' "$name" "$name" "$ca"
       printf 'key = "ecdsa-p256"\nchallenge = "http-01"\n'
-      printf 'deploy_hook = ["/usr/bin/systemctl", "reload", "nginx"]\n'
+      [ "$ca" != zerossl ] ||
+        printf 'deploy_hook = ["/usr/bin/systemctl", "reload", "nginx"]\n'
     done
   } | in_guest install -m 0640 -g renewd /dev/stdin /etc/renewd/renewd.toml
 }
-write_config www
-# as the operator would: as user renewd, outside the service (so without the credential,
-# which only systemd can read)
-rd check || fail "renewd check rejected the e2e config"
-ok "renewd check (as user renewd): config valid"
+write_config www brief@short
+# as the operator would: as user renewd, outside the service, so without the credential
+# (only systemd reads it, into the unit's $CREDENTIALS_DIRECTORY): a warning, exit 0
+err=$(rd check 2>&1 >/dev/null) || fail "renewd check rejected the e2e config: $err"
+grep -q 'warning: eab_hmac_key_credential "zerossl.eab" not checked: \$CREDENTIALS_DIRECTORY is unset' <<<"$err" ||
+  fail "renewd check outside the unit: no warning about the credential: $err"
+ok "renewd check (as user renewd, outside the unit): valid, the credential a warning"
+# packaging.md's way to check the credential too: where systemd hands it over
+err=$(in_guest systemd-run --pipe --wait -q -p User=renewd \
+  -p LoadCredential=zerossl.eab:/etc/renewd/credentials/zerossl.eab \
+  /usr/bin/renewd --config /etc/renewd/renewd.toml check 2>&1 >/dev/null) ||
+  fail "renewd check with the credential (systemd-run -p LoadCredential=): $err"
+[ -z "$err" ] || fail "renewd check with the credential printed: $err"
+ok "renewd check under systemd-run -p LoadCredential=: the credential read, no warning"
+
+# systemd's own debug log shows the notifications it receives (READY=1, STOPPING=1)
+manager_debug() { in_guest systemd-analyze log-level "$1"; }
+notified() { # notified CURSOR STATE: systemd logged STATE from renewd's main process
+  unit_log_since "$1" "$UNIT" | grep -q "Got notification message from PID [0-9]* (.*$2"
+}
+# journal_since_has PATTERN: renewd.service's log since $cursor has a line matching PATTERN.
+# journald stores messages asynchronously: callers wait for them rather than read once.
+journal_since_has() { unit_log_since "$cursor" "$UNIT" | grep -q "$1"; }
 
 # --- start: active only once READY=1 ----------------------------------------------------------
 nginx_reloads=$(reloads nginx)
+cursor=$(journal_cursor)
+manager_debug debug
 in_guest systemctl start "$UNIT"   # Type=notify: returns once READY=1 arrived, else fails
+manager_debug info
 [ "$(prop ActiveState)/$(prop SubState)" = active/running ] || fail "not active/running after start"
+wait_until 10 "systemd logging READY=1 from renewd" notified "$cursor" READY=1
+unit_log_since "$cursor" "$UNIT" >"$work/start.log"
+ready_line=$(grep -n 'Got notification message from PID [0-9]* (.*READY=1' "$work/start.log" | head -1 | cut -d: -f1)
+started_line=$(grep -n 'Started renewd.service' "$work/start.log" | head -1 | cut -d: -f1)
+[ -n "$started_line" ] && [ "$ready_line" -lt "$started_line" ] || fail "'Started' logged before READY=1"
 [ -n "$(prop StatusText)" ] || fail "no STATUS= text"
 in_guest sh -c '[ -n "$(ls -A /var/lib/renewd)" ]' || fail "READY=1 before the store exists"
 pid=$(prop MainPID)
 [ "$(in_guest ps -o user= -p "$pid")" = renewd ] || fail "main process does not run as renewd"
 caps=$(in_guest sed -n 's/^CapEff:\s*//p' "/proc/$pid/status")
 [ "$caps" = 0000000000000400 ] || fail "effective capabilities $caps, want CAP_NET_BIND_SERVICE only"
-ok "systemctl start: active after READY=1; STATUS='$(prop StatusText)'; user renewd, CapEff $caps"
+ok "systemctl start: READY=1 then active; STATUS='$(prop StatusText)'; user renewd, CapEff $caps"
 
 # --- a certificate is issued and the deploy hook ran -------------------------------------------
 status_of() { rd status --json | in_guest jq -er --arg n "$1" --arg f "$2" '.[] | select(.name == $n) | .[$f]'; }
@@ -329,6 +388,12 @@ serial=$(status_of www serial | hex) || fail "no serial for www in status --json
 wait_until 30 "the deploy hook reloading nginx" reloaded_since "$nginx_reloads"
 ok "certificate www issued (serial $serial), live/ complete, privkey 0600; deploy hook reloaded nginx"
 
+# The 10-second certificate: once issued, its CA goes away, so every renewal fails; the one
+# that starts near expiry (critical urgency) raises the alarm, checked further down.
+wait_until 60 "certificate brief issued by CA short" is_valid brief
+in_guest systemctl stop e2e-pebble-short.service
+ok "certificate brief (10 s) issued by CA short; CA short stopped"
+
 # --- structured journal fields ---------------------------------------------------------------
 journal_has_cert() { [ -n "$(in_guest journalctl -b -u "$UNIT" CERT_NAME=www -o json --no-pager)" ]; }
 wait_until 10 "journal entries with CERT_NAME=www" journal_has_cert
@@ -343,8 +408,8 @@ ok "journalctl -u $UNIT CERT_NAME=www -o json: $n entries with CERT_NAME, CA fie
 # --- reload: a good config is taken, a bad one is refused and the old one kept ----------------
 restarts=$(prop NRestarts)
 nginx_reloads=$(reloads nginx)
-write_config www mail
-rd check || fail "renewd check rejected the two-certificate config"
+write_config www brief@short mail
+rd check >/dev/null 2>&1 || fail "renewd check rejected the three-certificate config"
 in_guest systemctl reload "$UNIT"
 wait_until 120 "certificate mail issued after reload" is_valid mail
 [ "$(prop MainPID)" = "$pid" ] && [ "$(prop NRestarts)" = "$restarts" ] || fail "reload restarted the daemon"
@@ -359,8 +424,8 @@ err=$(rd check 2>&1 >/dev/null) || rc=$?
 grep -qE '^/etc/renewd/renewd.toml:[0-9]+:[0-9]+: ' <<<"$err" || fail "renewd check error not PATH:LINE:COL: $err"
 cursor=$(journal_cursor)
 in_guest systemctl reload "$UNIT"
-error_logged() { [ -n "$(in_guest journalctl -u "$UNIT" --after-cursor="$cursor" -p warning -o cat --no-pager)" ]; }
-wait_until 20 "a warning or error logged for the bad config" error_logged
+warned() { unit_log_since "$cursor" "$UNIT" 4 | grep -q "^$pid .*renewd.toml"; }
+wait_until 20 "a warning naming the bad config in the journal" warned
 is_active() { [ "$(prop ActiveState)" = active ]; }
 wait_until 20 "back to active after the refused reload" is_active
 [ "$(prop MainPID)" = "$pid" ] || fail "a bad config killed the daemon"
@@ -368,7 +433,7 @@ in_guest cp /root/renewd.toml.good /etc/renewd/renewd.toml
 in_guest systemctl reload "$UNIT"
 wait_until 20 "active after restoring the config" is_active
 is_valid www && is_valid mail || fail "status after the refused reload"
-ok "systemctl reload with a broken config: check exits 78 with PATH:LINE:COL, error logged, old config kept"
+ok "systemctl reload with a broken config: check exits 78 with PATH:LINE:COL; warning logged, still active, same PID"
 
 # --- watchdog: a stopped main process is killed and restarted, and the daemon resumes ---------
 restarts=$(prop NRestarts)
@@ -378,12 +443,15 @@ in_guest kill -STOP "$pid"
 restarted() { [ "$(prop NRestarts)" -gt "$restarts" ] && [ "$(prop ActiveState)" = active ] &&
   [ "$(prop MainPID)" != "$pid" ] && [ "$(prop MainPID)" != 0 ]; }
 wait_until 60 "watchdog kill and restart" restarted
-grep -q 'Watchdog timeout' <<<"$(in_guest journalctl -u "$UNIT" --after-cursor="$cursor" --no-pager)" ||
-  fail "no 'Watchdog timeout' in the journal"
+wait_until 10 "'Watchdog timeout' in the journal" journal_since_has 'Watchdog timeout'
 pid=$(prop MainPID)
 is_valid www && is_valid mail || fail "certificates not valid after the restart"
 [ "$(status_of www serial)" = "$serial_before" ] || fail "the restart re-issued www"
-ok "watchdog: SIGSTOP -> killed and restarted (NRestarts=$(prop NRestarts), new PID $pid), resumed without re-issuing"
+# the new process answers on its control socket: renew is forwarded to it
+out=$(rd renew --cert www 2>"$work/renew.err") || fail "renew after the restart: $(cat "$work/renew.err")"
+[[ $out == "www: not due (next renewal "* ]] && grep -q 'a daemon is running' "$work/renew.err" ||
+  fail "renew after the restart was not answered by the daemon: $out / $(cat "$work/renew.err")"
+ok "watchdog: SIGSTOP -> killed and restarted (NRestarts=$(prop NRestarts), new PID $pid), resumed without re-issuing; control socket answers"
 
 # --- upgrade while running: postinst restarts the daemon -----------------------------------------
 restarts=$(prop NRestarts)
@@ -394,20 +462,37 @@ pid=$(prop MainPID)
 is_valid www || fail "status after the upgrade"
 ok "dpkg -i over a running daemon (upgrade): restarted, PID $pid, certificates kept"
 
-# --- stop: clean exit 0 ----------------------------------------------------------------------
+# --- the expiry alarm: brief's CA is gone and it is past expiry -> PRIORITY=2 (crit) ----------
+crit_alarm() { in_guest journalctl -b -u "$UNIT" -p crit -o json --no-pager |
+  in_guest jq -e -s 'any(.[]; .CERT_NAME == "brief" and .ALARM == "expiry_danger" and .PRIORITY == "2")'; }
+# the first failed renewal backs off about a minute; the next one starts past expiry
+wait_until 150 "an expiry alarm for brief at priority crit" crit_alarm
+alarm=$(in_guest journalctl -b -u "$UNIT" -p crit -o cat --no-pager CERT_NAME=brief | head -1)
+in_guest journalctl -b -u "$UNIT" CERT_NAME=brief -o json --no-pager >"$work/brief.json"
+in_guest jq -e -s 'any(.[]; .CA == "short" and .STEP != null and .CLASS == "ca_unavailable")' \
+  <"$work/brief.json" >/dev/null || fail "no journal entry for brief with CA=short, STEP and CLASS=ca_unavailable"
+ok "journalctl -p crit -u $UNIT: '$alarm'; failures carry CERT_NAME, CA, STEP, CLASS"
+
+# --- stop: STOPPING=1, clean exit 0 -----------------------------------------------------------
 cursor=$(journal_cursor)
+manager_debug debug
 in_guest systemctl stop "$UNIT"
+manager_debug info
 [ "$(prop ActiveState)" = inactive ] && [ "$(prop Result)" = success ] && [ "$(prop ExecMainStatus)" = 0 ] ||
   fail "stop: state $(prop ActiveState), result $(prop Result), status $(prop ExecMainStatus)"
-if grep -qE 'SIGKILL|timed out' <<<"$(in_guest journalctl -u "$UNIT" --after-cursor="$cursor" --no-pager)"; then
+wait_until 10 "'Stopped renewd.service' in the journal" journal_since_has 'Stopped renewd.service'
+wait_until 10 "systemd logging STOPPING=1 from renewd" notified "$cursor" STOPPING=1
+if unit_log_since "$cursor" "$UNIT" | grep -qE 'SIGKILL|timed out'; then
   fail "stop needed SIGKILL"
 fi
-ok "systemctl stop: exit 0 after SIGTERM, no kill"
+ok "systemctl stop: STOPPING=1, exit 0 after SIGTERM, no kill"
 
 score=$(in_guest systemd-analyze security "$UNIT" --no-pager --threshold=20 |
   sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\) .*/\1/p') ||
   fail "systemd-analyze security $UNIT: above 2.0"
-ok "guest: systemd-analyze security $UNIT: $score"
+awk -v s="$score" 'BEGIN { exit !(s != "" && s + 0 <= 2.0) }' ||
+  fail "systemd-analyze security $UNIT: exposure '$score', want <= 2.0"
+ok "guest: systemd-analyze security $UNIT (installed, with the drop-ins): $score"
 
 # --- purge: the state goes, the user stays ----------------------------------------------------
 in_guest dpkg --purge renewd >/dev/null
@@ -417,4 +502,5 @@ in_guest getent passwd renewd >/dev/null || fail "purge removed the renewd user"
 in_guest test -f /etc/renewd/credentials/zerossl.eab || fail "purge removed the administrator's credential"
 ok "dpkg --purge: state directory and unit removed; user and the administrator's credential kept"
 
-echo "timing: rootfs $NSPAWN_SETUP_KIND ${NSPAWN_SETUP_SECONDS} s, boot ${NSPAWN_BOOT_SECONDS} s"
+echo "timing: build-deb ${build_seconds} s, rootfs $NSPAWN_SETUP_KIND ${NSPAWN_SETUP_SECONDS} s," \
+  "boot ${NSPAWN_BOOT_SECONDS} s, guest checks $(nspawn_elapsed "$t_guest") s (part 2: $(nspawn_elapsed "$t_part2") s)"

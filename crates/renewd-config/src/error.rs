@@ -101,15 +101,23 @@ pub enum LoadError {
 }
 
 /// Problems collected during one load, by byte span; turned into [`ConfigErrors`] at the end.
+/// Warnings (what the load could not vouch for, such as a credential it may not read here)
+/// are kept apart: they never make a load fail.
 #[derive(Debug, Default)]
 pub(crate) struct Problems {
     found: Vec<(Range<usize>, String)>,
+    warnings: Vec<(Range<usize>, String)>,
 }
 
 impl Problems {
     /// Records a problem at `span` (byte offsets into the config text).
     pub(crate) fn push(&mut self, span: Range<usize>, message: impl Into<String>) {
         self.found.push((span, message.into()));
+    }
+
+    /// Records a warning at `span`.
+    pub(crate) fn warn(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.warnings.push((span, message.into()));
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -119,25 +127,31 @@ impl Problems {
     /// Locates every problem in `text` and orders them by position (stable, so problems at
     /// one spot keep the order they were found in).
     pub(crate) fn into_errors(self, path: &Path, text: &str) -> ConfigErrors {
-        let index = LineIndex::new(text);
-        let mut found = self.found;
-        found.sort_by_key(|(span, _)| span.start);
-        found.dedup();
-        ConfigErrors(
-            found
-                .into_iter()
-                .map(|(span, message)| {
-                    let (line, column) = index.locate(span.start);
-                    ConfigError {
-                        path: path.to_path_buf(),
-                        line,
-                        column,
-                        message,
-                    }
-                })
-                .collect(),
-        )
+        ConfigErrors(locate_all(self.found, path, text))
     }
+
+    /// The warnings, located and ordered like errors.
+    pub(crate) fn take_warnings(&mut self, path: &Path, text: &str) -> Vec<ConfigError> {
+        locate_all(std::mem::take(&mut self.warnings), path, text)
+    }
+}
+
+fn locate_all(mut found: Vec<(Range<usize>, String)>, path: &Path, text: &str) -> Vec<ConfigError> {
+    let index = LineIndex::new(text);
+    found.sort_by_key(|(span, _)| span.start);
+    found.dedup();
+    found
+        .into_iter()
+        .map(|(span, message)| {
+            let (line, column) = index.locate(span.start);
+            ConfigError {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        })
+        .collect()
 }
 
 /// Maps byte offsets to 1-based line and character column.

@@ -29,6 +29,11 @@
 //! The environment (`$CREDENTIALS_DIRECTORY`) comes in through [`LoadEnv`], so tests never
 //! mutate the process environment. [`ConfigDiff`] names what a reload changed.
 //!
+//! Secrets (EAB MAC keys) are read as the caller's [`SecretsMode`] says: the daemon needs
+//! every one; `renewd check` outside `renewd.service` cannot read a systemd credential and
+//! gets a warning for it instead ([`LoadedConfig::warnings`]); `status`, `ledger` and `ca`
+//! read none.
+//!
 //! Place in the flow: the binary calls [`Config::load`]; the scheduler, issuer and daemon
 //! take their parts of the resulting [`Config`].
 
@@ -53,12 +58,12 @@ pub use command::Command;
 pub use defaults::Defaults;
 pub use diff::ConfigDiff;
 pub use duration::{RawDuration, format_duration, parse_duration};
-pub use env::LoadEnv;
+pub use env::{LoadEnv, SecretsMode};
 pub use error::{ConfigError, ConfigErrors, LoadError};
 pub use model::{
     BreakerPolicy, CaConfig, CertConfig, Config, CopyOut, DaemonConfig, Dns01Config, Eab,
-    GlobalHooks, Http01Config, LedgerLimits, LogFormat, MetricsConfig, RenewalPolicy, SecretSource,
-    TlsAlpn01Config, TrustRoot,
+    GlobalHooks, Http01Config, LedgerLimits, LoadedConfig, LogFormat, MetricsConfig, RenewalPolicy,
+    SecretSource, TlsAlpn01Config, TrustRoot,
 };
 pub use raw::{
     Field, RawBreaker, RawCa, RawCert, RawConfig, RawDaemon, RawDns01, RawHooks, RawHttp01,
@@ -80,22 +85,43 @@ impl Config {
     /// Parses and validates `text`, reading the files it names. `path` is only used in
     /// error messages; `env` supplies `$CREDENTIALS_DIRECTORY`.
     pub fn from_str(text: &str, path: &Path, env: &LoadEnv) -> Result<Config, ConfigErrors> {
+        Config::from_str_with_warnings(text, path, env).map(|loaded| loaded.config)
+    }
+
+    /// [`Config::from_str`], also returning the warnings: what the load could not vouch
+    /// for (a credential it did not read under [`SecretsMode::DeferCredentials`]).
+    pub fn from_str_with_warnings(
+        text: &str,
+        path: &Path,
+        env: &LoadEnv,
+    ) -> Result<LoadedConfig, ConfigErrors> {
         let mut problems = Problems::default();
         let config = parse::parse_raw(text, &mut problems)
             .and_then(|raw| validate::validate(&raw, text, env, &mut problems));
         match config {
-            Some(config) if problems.is_empty() => Ok(config),
+            Some(config) if problems.is_empty() => Ok(LoadedConfig {
+                config,
+                warnings: problems.take_warnings(path, text),
+            }),
             _ => Err(problems.into_errors(path, text)),
         }
     }
 
-    /// Reads, parses and validates the file at `path`, with the process environment.
+    /// Reads, parses and validates the file at `path`, with the process environment; every
+    /// secret is read ([`SecretsMode::Required`]). What `renewd run` loads, at start and on
+    /// reload.
     pub fn load(path: &Path) -> Result<Config, LoadError> {
+        Config::load_with(path, &LoadEnv::from_process()).map(|loaded| loaded.config)
+    }
+
+    /// Reads, parses and validates the file at `path` with `env` (commands that need fewer
+    /// secrets than the daemon pass their [`SecretsMode`]).
+    pub fn load_with(path: &Path, env: &LoadEnv) -> Result<LoadedConfig, LoadError> {
         let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::from_str(&text, path, &LoadEnv::from_process()).map_err(LoadError::Invalid)
+        Config::from_str_with_warnings(&text, path, env).map_err(LoadError::Invalid)
     }
 
     /// What changed from `self` (the running config) to `new`.

@@ -42,6 +42,17 @@ pub struct Config {
     pub certs: Vec<CertConfig>,
 }
 
+/// A config that loaded, and what the load could not vouch for.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The validated config.
+    pub config: Config,
+    /// Not errors: what was valid as far as it could be checked here but was not read,
+    /// such as a systemd credential outside `renewd.service`. `PATH:LINE:COL` points at
+    /// the key; the message does not start with "warning:".
+    pub warnings: Vec<crate::ConfigError>,
+}
+
 impl Config {
     /// The CA called `name`.
     pub fn ca(&self, name: &CaName) -> Option<&CaConfig> {
@@ -243,8 +254,10 @@ impl fmt::Debug for TrustRoot {
 pub struct Eab {
     /// The key identifier the CA gave.
     pub kid: String,
-    /// The decoded MAC key (HMAC-SHA256).
-    pub hmac_key: Secret,
+    /// The decoded MAC key (HMAC-SHA256). `None` only when the load was told not to read
+    /// it ([`SecretsMode`](crate::SecretsMode) other than `Required`): commands that never
+    /// create an account, or a credential outside `renewd.service`.
+    pub hmac_key: Option<Secret>,
     /// Where the key came from (safe to log).
     pub source: SecretSource,
 }
@@ -259,8 +272,9 @@ pub enum SecretSource {
     Credential {
         /// The credential's name.
         name: String,
-        /// Where it was read.
-        path: PathBuf,
+        /// Where it is read; `None` when `$CREDENTIALS_DIRECTORY` was unset (outside
+        /// `renewd.service`, with [`SecretsMode`](crate::SecretsMode) other than `Required`).
+        path: Option<PathBuf>,
     },
 }
 

@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use renewd_acme::{Account, AccountKey, ExternalAccountKey, NewAccount};
+use renewd_config::SecretSource;
 use renewd_core::{Clock, OutcomeClass, Step};
 use renewd_store::{AccountRecord, StateStore};
 
@@ -132,13 +133,21 @@ async fn set_up(
         Some(account) => account,
         None => {
             let eab = match &config.eab {
-                Some(eab) => Some(
-                    ExternalAccountKey::new(
-                        eab.kid.clone(),
-                        &URL_SAFE_NO_PAD.encode(eab.hmac_key.expose()),
+                Some(eab) => {
+                    let Some(mac_key) = &eab.hmac_key else {
+                        return Err(Setback::local(
+                            Step::Account,
+                            unread_eab_key(ca, &eab.source),
+                        ));
+                    };
+                    Some(
+                        ExternalAccountKey::new(
+                            eab.kid.clone(),
+                            &URL_SAFE_NO_PAD.encode(mac_key.expose()),
+                        )
+                        .map_err(Setback::from)?,
                     )
-                    .map_err(Setback::from)?,
-                ),
+                }
                 None => None,
             };
             let new = NewAccount {
@@ -162,6 +171,24 @@ async fn set_up(
         .put_account(&record)
         .map_err(|e| Setback::local(Step::Account, format!("storing the account record: {e}")))?;
     Ok(account)
+}
+
+/// Why an account cannot be created with an EAB MAC key the config load did not read:
+/// `renewd renew` in its own process outside `renewd.service` has no
+/// `$CREDENTIALS_DIRECTORY`.
+fn unread_eab_key(ca: &renewd_core::CaName, source: &SecretSource) -> String {
+    match source {
+        SecretSource::Credential { name, .. } => format!(
+            "creating the account at CA {ca} needs the EAB MAC key from credential {name:?}, \
+             which only renewd.service can read ($CREDENTIALS_DIRECTORY is unset here); start \
+             the daemon (systemctl start renewd): it creates the account, and renew then \
+             goes through it"
+        ),
+        SecretSource::File(path) => format!(
+            "creating the account at CA {ca} needs the EAB MAC key from {}, which was not loaded",
+            path.display()
+        ),
+    }
 }
 
 /// The key at `path`, or a new one saved there (directory 0700, file 0600). `true` when

@@ -6,7 +6,9 @@
 //!
 //! `status`, `ledger` and `ca` read the state store read-only (see [`crate::inspect`]):
 //! exit 0 with their result on stdout; 78 when the config is invalid; 1 when the store
-//! cannot be read, with the reason on stderr and nothing on stdout.
+//! cannot be read, with the reason on stderr and nothing on stdout. They never talk to a CA,
+//! so they read no EAB MAC key ([`SecretsMode::Ignore`]): an operator runs them outside
+//! `renewd.service`, where a systemd credential cannot be read.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -15,7 +17,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 use clap::CommandFactory;
 use clap::error::ErrorKind;
-use renewd_config::Config;
+use renewd_config::{Config, LoadEnv, SecretsMode};
 
 use crate::check::{check, write_load_error};
 use crate::cli::{Cli, Command, ImportSource, LedgerArgs};
@@ -31,7 +33,9 @@ pub fn execute(cli: Cli) -> ExitCode {
     let status = match &cli.command {
         Command::Check => check(&path, &mut io::stdout(), &mut io::stderr()),
         Command::Run => daemon::run_daemon(&path, cli.log_format.map(Into::into), cli.verbose),
-        Command::Renew(args) => with_config(&path, |config| {
+        // In its own process renew needs an EAB key only to create an account, and says so
+        // then; forwarded to the daemon it needs none.
+        Command::Renew(args) => with_config(&path, SecretsMode::DeferCredentials, |config| {
             let selection = renew_selection(config, args).unwrap_or_else(|e| usage_error(e));
             renew::run(
                 config,
@@ -40,9 +44,15 @@ pub fn execute(cli: Cli) -> ExitCode {
                 cli.verbose,
             )
         }),
-        Command::Status(flag) => with_config(&path, |config| status(config, flag.json)),
-        Command::Ledger(args) => with_config(&path, |config| ledger(config, args)),
-        Command::Ca(flag) => with_config(&path, |config| cas(config, flag.json)),
+        Command::Status(flag) => with_config(&path, SecretsMode::Ignore, |config| {
+            status(config, flag.json)
+        }),
+        Command::Ledger(args) => {
+            with_config(&path, SecretsMode::Ignore, |config| ledger(config, args))
+        }
+        Command::Ca(flag) => {
+            with_config(&path, SecretsMode::Ignore, |config| cas(config, flag.json))
+        }
         Command::Import(args) => match &args.source {
             ImportSource::Certbot(a) => import_certbot(a, &mut io::stdout(), &mut io::stderr()),
         },
@@ -50,10 +60,11 @@ pub fn execute(cli: Cli) -> ExitCode {
     ExitCode::from(status)
 }
 
-/// Loads the config (exit 78 when it is invalid) and runs `f` with it.
-fn with_config(path: &Path, f: impl FnOnce(&Config) -> u8) -> u8 {
-    match Config::load(path) {
-        Ok(config) => f(&config),
+/// Loads the config (exit 78 when it is invalid), reading the secrets `secrets` says, and
+/// runs `f` with it.
+fn with_config(path: &Path, secrets: SecretsMode, f: impl FnOnce(&Config) -> u8) -> u8 {
+    match Config::load_with(path, &LoadEnv::from_process().with_secrets(secrets)) {
+        Ok(loaded) => f(&loaded.config),
         Err(e) => {
             write_load_error(&e, &mut io::stderr());
             exit::CONFIG

@@ -13,14 +13,21 @@ use rustls_pki_types::pem::PemObject;
 use toml::Spanned;
 
 use super::{Check, Checked};
+use crate::env::SecretsMode;
 use crate::model::{SecretSource, TrustRoot};
 use crate::secret::Secret;
 
 impl Check<'_> {
     /// `eab_hmac_key_file`: absolute, a regular file, no group/other permissions, one line
-    /// of base64url.
-    pub(crate) fn secret_file(&mut self, v: &Spanned<String>) -> Checked<(Secret, SecretSource)> {
+    /// of base64url. Under [`SecretsMode::Ignore`] only the path is checked.
+    pub(crate) fn secret_file(
+        &mut self,
+        v: &Spanned<String>,
+    ) -> Checked<(Option<Secret>, SecretSource)> {
         let path = self.abs_path(v, "eab_hmac_key_file")?;
+        if self.env.secrets == SecretsMode::Ignore {
+            return Ok((None, SecretSource::File(path)));
+        }
         let shown = path.display();
         let meta = match fs::metadata(&path) {
             Ok(m) => m,
@@ -54,16 +61,19 @@ impl Check<'_> {
             }
         };
         match decode_mac_key(&text) {
-            Ok(key) => Ok((Secret::new(key), SecretSource::File(path))),
+            Ok(key) => Ok((Some(Secret::new(key)), SecretSource::File(path))),
             Err(why) => self.report(v.span(), format!("the EAB MAC key in {shown} {why}")),
         }
     }
 
-    /// `eab_hmac_key_credential`: a file name in `$CREDENTIALS_DIRECTORY`.
+    /// `eab_hmac_key_credential`: a file name in `$CREDENTIALS_DIRECTORY`. With the
+    /// variable unset, an error under [`SecretsMode::Required`], a warning under
+    /// [`SecretsMode::DeferCredentials`]; under [`SecretsMode::Ignore`] only the name is
+    /// checked.
     pub(crate) fn secret_credential(
         &mut self,
         v: &Spanned<String>,
-    ) -> Checked<(Secret, SecretSource)> {
+    ) -> Checked<(Option<Secret>, SecretSource)> {
         let name = v.get_ref();
         if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
             return self.report(
@@ -71,12 +81,28 @@ impl Check<'_> {
                 format!("eab_hmac_key_credential {name:?} must be a credential name (a file name, no '/'), as in \"zerossl.eab\""),
             );
         }
-        let unit_hint = format!("LoadCredential={name}:/etc/renewd/{name}");
-        let Some(dir) = self.env.credentials_directory.clone() else {
-            return self.report(
-                v.span(),
-                format!("eab_hmac_key_credential = {name:?} needs $CREDENTIALS_DIRECTORY, which is not set; run renewd from its systemd unit with {unit_hint}, or use eab_hmac_key_file instead"),
-            );
+        let dir = self.env.credentials_directory.clone();
+        let unread = SecretSource::Credential {
+            name: name.clone(),
+            path: dir.as_ref().map(|d| d.join(name)),
+        };
+        let unit_hint = format!("LoadCredential={name}:/etc/renewd/credentials/{name}");
+        let dir = match (dir, self.env.secrets) {
+            (_, SecretsMode::Ignore) => return Ok((None, unread)),
+            (Some(dir), _) => dir,
+            (None, SecretsMode::DeferCredentials) => {
+                self.problems.warn(
+                    v.span(),
+                    format!("eab_hmac_key_credential {name:?} not checked: $CREDENTIALS_DIRECTORY is unset (the credential is provided by systemd's LoadCredential= inside renewd.service)"),
+                );
+                return Ok((None, unread));
+            }
+            (None, _) => {
+                return self.report(
+                    v.span(),
+                    format!("eab_hmac_key_credential = {name:?} needs $CREDENTIALS_DIRECTORY, which is not set; run renewd from its systemd unit with {unit_hint}, or use eab_hmac_key_file instead"),
+                );
+            }
         };
         let path = dir.join(name);
         let text = match fs::read(&path) {
@@ -96,10 +122,10 @@ impl Check<'_> {
         };
         match decode_mac_key(&text) {
             Ok(key) => Ok((
-                Secret::new(key),
+                Some(Secret::new(key)),
                 SecretSource::Credential {
                     name: name.clone(),
-                    path,
+                    path: Some(path),
                 },
             )),
             Err(why) => self.report(

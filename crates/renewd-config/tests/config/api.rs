@@ -205,7 +205,7 @@ challenge = "dns-01"
     let eab = zerossl.eab.as_ref().unwrap();
     assert_eq!(eab.kid, "kid-1");
     assert_eq!(
-        eab.hmac_key.expose(),
+        eab.hmac_key.as_ref().unwrap().expose(),
         b"secret-mac-key-for-tests-only?\xfb".as_slice()
     );
     assert_eq!(eab.source, SecretSource::File(fx.path("good.eab")));
@@ -221,7 +221,7 @@ challenge = "dns-01"
     let pebble = c.ca(&CaName::new("pebble").unwrap()).unwrap();
     assert!(matches!(
         &pebble.eab.as_ref().unwrap().source,
-        SecretSource::Credential { name, path } if name == "zerossl.eab" && path == &fx.path("creds/zerossl.eab")
+        SecretSource::Credential { name, path } if name == "zerossl.eab" && path.as_deref() == Some(fx.path("creds/zerossl.eab").as_path())
     ));
 
     let dns = c.dns01.as_ref().unwrap();
@@ -296,7 +296,15 @@ cas = ["a", "b"]
 "#,
     );
     let c = load(&text, &fx.env());
-    let key = c.cas[0].eab.as_ref().unwrap().hmac_key.expose().to_vec();
+    let key = c.cas[0]
+        .eab
+        .as_ref()
+        .unwrap()
+        .hmac_key
+        .as_ref()
+        .unwrap()
+        .expose()
+        .to_vec();
     assert!(!key.is_empty());
     for shown in [format!("{c:?}"), format!("{c:#?}")] {
         assert!(!shown.contains(MAC_KEY_B64URL));

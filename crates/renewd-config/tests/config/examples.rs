@@ -108,7 +108,7 @@ fn zerossl_example_fails_over_with_eab_from_a_credential() {
     assert_eq!(names, ["zerossl", "letsencrypt"]);
     let eab = c.cas[0].eab.as_ref().unwrap();
     assert!(matches!(&eab.source, SecretSource::Credential { name, .. } if name == "zerossl.eab"));
-    assert!(!eab.hmac_key.is_empty());
+    assert!(!eab.hmac_key.as_ref().unwrap().is_empty());
     assert!(c.cas[1].eab.is_none());
 }
 

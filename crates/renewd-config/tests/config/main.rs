@@ -3,6 +3,7 @@
 //! - `malformed`: the corpus under `tests/malformed/`, each file carrying its expected errors.
 //! - `examples`: every `config/*.toml` at the workspace root loads.
 //! - `api`: the validated `Config` (defaults, every key, lookups, diff, redaction, `load`).
+//! - `secrets`: which EAB MAC keys a load reads ([`renewd_config::SecretsMode`]).
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,3 +11,4 @@ mod api;
 mod examples;
 mod fixture;
 mod malformed;
+mod secrets;

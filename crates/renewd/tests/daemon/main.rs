@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod check;
+mod credentials;
 mod engine_ari;
 mod engine_failover;
 mod engine_pebble;
