@@ -254,7 +254,10 @@ impl Scheduler {
                 continue;
             }
             if !force {
-                let due_at = self.agenda.decision(slot, now).renewal.at;
+                // A manual request asks now: a certificate that is due but backing off
+                // after failures goes now too (the operator asked; open circuits and CA
+                // rate limits still hold inside the job). Only one not yet due waits.
+                let due_at = self.agenda.decision(slot, now).renewal.due;
                 if due_at > now {
                     reply.not_due.push((cert, due_at));
                     continue;
@@ -303,7 +306,7 @@ impl Scheduler {
             };
             let work = match &e.manual {
                 Some(m) if m.force => Some(job(RenewalReason::Forced, m.only_ca.clone())),
-                Some(m) => (decision.renewal.at <= now)
+                Some(m) => (decision.renewal.due <= now)
                     .then(|| job(decision.renewal.reason, m.only_ca.clone())),
                 None => match decision.next() {
                     (at, _) if at > now => None,

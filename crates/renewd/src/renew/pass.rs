@@ -71,7 +71,9 @@ pub async fn run(
         if selection.force {
             let u = urgency(view.installed.as_ref(), view.problem, &policy, now);
             jobs.push(job(RenewalReason::Forced, u));
-        } else if decision.renewal.at <= now {
+        } else if decision.renewal.due <= now {
+            // Due: renewed now even when backing off after failures - the operator asked.
+            // Open circuits and CA rate limits still hold inside the job.
             jobs.push(job(decision.renewal.reason, decision.renewal.urgency));
         } else {
             report.outcome(&CertOutcome {

@@ -245,3 +245,25 @@ async fn root_does_not_run_the_pass_in_the_daemon_users_state_directory() {
     assert!(created.is_empty(), "nothing written");
     assert_eq!(std::fs::metadata(lab.state_dir()).unwrap().uid(), NOBODY);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renew_tries_a_certificate_backing_off_after_a_failure_again_at_once() {
+    // The CA answers new orders with 503 at first: the renewal fails and backs off.
+    let flaky = TestCa::builder()
+        .fault_plan(FaultPlan::new().rule(Endpoint::NewOrder, Fault::status(503).html()));
+    let lab = Lab::new(Scene::new(), vec![Ca::testca("a", flaky, "").await]);
+    lab.write_config("", "", &[("www", &["a"], "")]);
+    let out = lab.cli(&["renew"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let row = lab.status_of("www");
+    assert_eq!(row["state"], "failing", "{row}");
+    // The CA recovers. The operator asks again, without --force: the certificate is due
+    // (it is missing), so renew tries it now rather than reporting it "not due" until its
+    // back-off ends.
+    lab.ca("a").set_fault_plan(FaultPlan::new()).unwrap();
+    let out = lab.cli(&["renew"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines = stdout(&out);
+    assert!(lines[0].starts_with("www: renewed by a"), "{lines:?}");
+    assert_eq!(lab.status_of("www")["state"], "valid");
+}
