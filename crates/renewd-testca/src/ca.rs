@@ -149,6 +149,8 @@ pub(crate) struct Incoming {
     pub body: Bytes,
     /// A `processing` fault for this finalize: (duration, Retry-After).
     pub hold: Option<(Duration, Duration)>,
+    /// A `wrong_certificate` fault for this download.
+    pub mismatch: Option<crate::faults::Mismatch>,
 }
 
 impl Incoming {

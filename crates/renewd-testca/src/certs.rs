@@ -1,14 +1,19 @@
 //! Certificates after issuance: download with alternate chains (RFC 8555 §7.4.2) and
-//! revocation by the account or by the certificate's key (§7.6).
+//! revocation by the account or by the certificate's key (§7.6). A `wrong_certificate`
+//! fault makes the download serve a certificate that does not fit the order.
 
 use bytes::Bytes;
 use chrono::Utc;
 use http::StatusCode;
 use serde::Deserialize;
 
+use rcgen::PublicKeyData;
+
 use crate::ca::{Ca, Incoming};
+use crate::faults::Mismatch;
 use crate::jws::{KeyRule, Signer, b64};
 use crate::response::{Problem, Reply};
+use crate::state::CertRecord;
 
 /// `POST /acme/cert/{id}[/alt/{n}]` (POST-as-GET): chain `n` (0 = default).
 pub(crate) fn certificate(
@@ -34,10 +39,14 @@ pub(crate) fn certificate(
         .chains
         .get(chain)
         .ok_or_else(|| Problem::not_found(format!("no chain {chain} for certificate {id}")))?;
+    let pem = match req.mismatch {
+        None => pem.clone(),
+        Some(mismatch) => wrong_chain(ca, cert, mismatch, chain)?,
+    };
     let mut reply = Reply::new(
         StatusCode::OK,
         Some("application/pem-certificate-chain"),
-        Bytes::from(pem.clone()),
+        Bytes::from(pem),
     );
     for other in (0..cert.issued.chains.len()).filter(|n| *n != chain) {
         let url = if other == 0 {
@@ -48,6 +57,43 @@ pub(crate) fn certificate(
         reply = reply.link(&url, "alternate");
     }
     Ok(reply)
+}
+
+/// The name a [`Mismatch::Names`] certificate is for: never one of an order's identifiers
+/// (`.invalid` is reserved, RFC 2606).
+const WRONG_NAME: &str = "wrong-name.invalid";
+
+/// Chain `chain` of a certificate like `cert` but wrong in `mismatch`, signed now by the
+/// real intermediate with the same validity. Not recorded: it exists only in this answer.
+fn wrong_chain(
+    ca: &Ca,
+    cert: &CertRecord,
+    mismatch: Mismatch,
+    chain: usize,
+) -> Result<String, Problem> {
+    let (spki, names) = match mismatch {
+        Mismatch::Names => {
+            let (_, leaf) = x509_parser::parse_x509_certificate(&cert.issued.der)
+                .map_err(|e| Problem::server_internal(format!("stored certificate: {e}")))?;
+            (leaf.public_key().raw.to_vec(), vec![WRONG_NAME.to_owned()])
+        }
+        Mismatch::Key => {
+            let other = rcgen::KeyPair::generate()
+                .map_err(|e| Problem::server_internal(format!("generating a key: {e}")))?;
+            (other.subject_public_key_info(), cert.names.clone())
+        }
+    };
+    let validity = (cert.issued.not_after - cert.issued.not_before)
+        .to_std()
+        .map_err(|_| Problem::server_internal("stored validity is inverted"))?;
+    let wrong = ca
+        .authority
+        .issue(&spki, &names, cert.issued.not_before, validity)?;
+    wrong
+        .chains
+        .into_iter()
+        .nth(chain)
+        .ok_or_else(|| Problem::server_internal(format!("no chain {chain}")))
 }
 
 #[derive(Debug, Deserialize)]

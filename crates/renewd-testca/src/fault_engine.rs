@@ -51,6 +51,7 @@ impl FaultEngine {
                 Action::BadNonce => endpoint.is_signed(),
                 Action::Processing { .. } => endpoint == Endpoint::Finalize,
                 Action::InvalidOrder { .. } => endpoint == Endpoint::Order,
+                Action::WrongCertificate { .. } => endpoint == Endpoint::Certificate,
                 _ => true,
             };
             if !applies {

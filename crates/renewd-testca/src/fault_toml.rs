@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RuleError;
-use crate::faults::{Action, Endpoint, EndpointMatch, Fault, FaultBody, Rule, When};
+use crate::faults::{Action, Endpoint, EndpointMatch, Fault, FaultBody, Mismatch, Rule, When};
 
 /// A rule as written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,6 +38,8 @@ pub(crate) struct RawRule {
     retry_after_secs: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     processing_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mismatch: Option<Mismatch>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +53,7 @@ enum ActionKind {
     Processing,
     BadNonce,
     InvalidOrder,
+    WrongCertificate,
 }
 
 impl ActionKind {
@@ -64,6 +67,7 @@ impl ActionKind {
             ActionKind::Processing => "processing",
             ActionKind::BadNonce => "bad_nonce",
             ActionKind::InvalidOrder => "invalid_order",
+            ActionKind::WrongCertificate => "wrong_certificate",
         }
     }
 }
@@ -128,6 +132,9 @@ impl TryFrom<RawRule> for Rule {
         if kind != ActionKind::Processing {
             not_allowed("processing_ms", raw.processing_ms.is_some())?;
         }
+        if kind != ActionKind::WrongCertificate {
+            not_allowed("mismatch", raw.mismatch.is_some())?;
+        }
         let action = match kind {
             ActionKind::Status => {
                 let status = raw.status.ok_or_else(|| missing("status"))?;
@@ -188,6 +195,9 @@ impl TryFrom<RawRule> for Rule {
                     .clone()
                     .unwrap_or_else(|| "injected by the fault plan".to_owned()),
             },
+            ActionKind::WrongCertificate => Action::WrongCertificate {
+                mismatch: raw.mismatch.ok_or_else(|| missing("mismatch"))?,
+            },
         };
         let rule = Rule {
             endpoint: raw.endpoint,
@@ -220,6 +230,7 @@ impl From<Rule> for RawRule {
             detail: None,
             retry_after_secs: None,
             processing_ms: None,
+            mismatch: None,
         };
         match fault.action {
             Action::Status {
@@ -266,6 +277,10 @@ impl From<Rule> for RawRule {
                 raw.action = ActionKind::InvalidOrder;
                 raw.problem_type = Some(problem_type);
                 raw.detail = Some(detail);
+            }
+            Action::WrongCertificate { mismatch } => {
+                raw.action = ActionKind::WrongCertificate;
+                raw.mismatch = Some(mismatch);
             }
         }
         raw
@@ -315,6 +330,21 @@ pub(crate) fn check_rule(rule: &Rule) -> Result<(), RuleError> {
             } else if fault.when == When::After {
                 Err(RuleError::FieldNotAllowed {
                     action: "invalid_order",
+                    field: "when = \"after\"",
+                })
+            } else {
+                Ok(())
+            }
+        }
+        Action::WrongCertificate { .. } => {
+            if rule.endpoint != EndpointMatch::Only(Endpoint::Certificate) {
+                Err(RuleError::EndpointNotAllowed {
+                    action: "wrong_certificate",
+                    endpoint: rule.endpoint.into(),
+                })
+            } else if fault.when == When::After {
+                Err(RuleError::FieldNotAllowed {
+                    action: "wrong_certificate",
                     field: "when = \"after\"",
                 })
             } else {

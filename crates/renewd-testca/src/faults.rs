@@ -11,7 +11,7 @@
 //!
 //! [[rule]]
 //! endpoint = "finalize"
-//! action = "status"        # status | delay | hang | drop | rate_limited | processing | bad_nonce | invalid_order
+//! action = "status"        # status | delay | hang | drop | rate_limited | processing | bad_nonce | invalid_order | wrong_certificate
 //! status = 504
 //! body = "html"            # html | problem | empty | garbage
 //! when = "after"           # before (default) | after: the request is processed, then the error
@@ -242,6 +242,38 @@ pub enum Action {
         /// The error's `detail`.
         detail: String,
     },
+    /// Certificate only (before processing): the download serves a certificate that does not
+    /// fit the order, as a CA that mixes up its orders would — freshly signed by the real
+    /// intermediate with the real chain, so only a check against the order and the CSR finds
+    /// it. The stored certificate is untouched: once the rule is used up, the same URL
+    /// serves the right one again.
+    WrongCertificate {
+        /// What is wrong with it.
+        mismatch: Mismatch,
+    },
+}
+
+/// What a [`Action::WrongCertificate`] gets wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Mismatch {
+    /// The leaf certifies the CSR's key but names only `wrong-name.invalid`, none of the
+    /// order's identifiers.
+    Names,
+    /// The leaf names the order's identifiers but certifies a key the CA generated, not the
+    /// CSR's: the client's private key does not match it.
+    Key,
+}
+
+impl Mismatch {
+    /// The spelling used in plans.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mismatch::Names => "names",
+            Mismatch::Key => "key",
+        }
+    }
 }
 
 /// How long a [`Action::Hang`] holds a connection at most.
@@ -335,6 +367,11 @@ impl Fault {
         })
     }
 
+    /// Serve a certificate that does not fit the order (certificate endpoint only).
+    pub fn wrong_certificate(mismatch: Mismatch) -> Self {
+        Fault::with_action(Action::WrongCertificate { mismatch })
+    }
+
     /// Process the request first, then answer with the fault.
     pub fn after_processing(mut self) -> Self {
         self.when = When::After;
@@ -407,7 +444,8 @@ impl Fault {
             | Action::Hang
             | Action::Drop
             | Action::BadNonce
-            | Action::InvalidOrder { .. } => {}
+            | Action::InvalidOrder { .. }
+            | Action::WrongCertificate { .. } => {}
         }
         self
     }

@@ -9,7 +9,8 @@
 //! revocation — plus ARI (RFC 9773) renewal windows, and a [`FaultPlan`] that makes any
 //! endpoint answer an error status (before *or after* really processing the request), an
 //! HTML gateway page, garbage, a delay, a hang, a dropped connection, a 429 with
-//! `Retry-After`, a `processing` order, or a rejected nonce.
+//! `Retry-After`, a `processing` order, a rejected nonce, or a certificate that does not fit
+//! its order.
 //!
 //! It depends on no other renewd crate: it is the independent peer renewd is tested against.
 //!
@@ -77,6 +78,6 @@ pub use config::{ChallengeMode, Dns01Callback, Profile, TestCaBuilder, Validator
 pub use counts::{Counts, EndpointCounts};
 pub use error::{RuleError, TestCaError};
 pub use faults::{
-    Action, Endpoint, EndpointMatch, Fault, FaultBody, FaultPlan, HANG_LIMIT, Rule, When,
+    Action, Endpoint, EndpointMatch, Fault, FaultBody, FaultPlan, HANG_LIMIT, Mismatch, Rule, When,
 };
 pub use handle::{IssuedCertificate, TestCa, TestCaHandle};

@@ -187,7 +187,10 @@ async fn apply(ca: &Ca, fault: &Fault) -> Option<Faulted> {
             Some(Faulted::Close)
         }
         Action::Drop => Some(Faulted::Close),
-        Action::Delay | Action::Processing { .. } | Action::InvalidOrder { .. } => None,
+        Action::Delay
+        | Action::Processing { .. }
+        | Action::InvalidOrder { .. }
+        | Action::WrongCertificate { .. } => None,
     }
 }
 
@@ -235,6 +238,7 @@ async fn answer_body(
         headers: parts.headers,
         body,
         hold: None,
+        mismatch: None,
     };
     let Some(fault) = fault else {
         return Ok(finish(&ca, router::handle(&ca, &route, &incoming), &base));
@@ -246,6 +250,9 @@ async fn answer_body(
     } = &fault.action
     {
         incoming.hold = Some((*duration, retry_after.unwrap_or(ca.config.poll_retry_after)));
+    }
+    if let Action::WrongCertificate { mismatch } = &fault.action {
+        incoming.mismatch = Some(*mismatch);
     }
     if let (
         Action::InvalidOrder {

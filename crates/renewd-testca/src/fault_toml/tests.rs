@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use crate::faults::{Action, Endpoint, EndpointMatch, Fault, FaultBody, FaultPlan, When};
+use crate::faults::{Action, Endpoint, EndpointMatch, Fault, FaultBody, FaultPlan, Mismatch, When};
 
 const EVERY_ACTION: &str = r#"
 seed = 7
@@ -66,13 +66,19 @@ action = "invalid_order"
 problem_type = "serverInternal"
 detail = "issuance failed"
 times = 1
+
+[[rule]]
+endpoint = "certificate"
+action = "wrong_certificate"
+mismatch = "key"
+times = 1
 "#;
 
 #[test]
 fn every_action_parses_into_its_fault() {
     let plan = FaultPlan::from_toml_str(EVERY_ACTION).expect("parses");
     assert_eq!(plan.seed, 7);
-    assert_eq!(plan.rules.len(), 10);
+    assert_eq!(plan.rules.len(), 11);
     assert_eq!(
         plan.rules[0].fault,
         Fault::status(504).html().after_processing().times(1)
@@ -111,6 +117,10 @@ fn every_action_parses_into_its_fault() {
     assert_eq!(
         plan.rules[9].fault,
         Fault::invalid_order("serverInternal", "issuance failed").times(1)
+    );
+    assert_eq!(
+        plan.rules[10].fault,
+        Fault::wrong_certificate(Mismatch::Key).times(1)
     );
 }
 
@@ -187,6 +197,23 @@ fn mistakes_are_refused_with_their_line() {
     assert!(e.contains("cannot apply"), "{e}");
     let e = error_of("[[rule]]\nendpoint = \"order\"\naction = \"invalid_order\"\n");
     assert!(e.contains("needs `problem_type`"), "{e}");
+    let e = error_of("[[rule]]\nendpoint = \"certificate\"\naction = \"wrong_certificate\"\n");
+    assert!(e.contains("needs `mismatch`"), "{e}");
+    let e = error_of(
+        "[[rule]]\nendpoint = \"order\"\naction = \"wrong_certificate\"\nmismatch = \"names\"\n",
+    );
+    assert!(e.contains("cannot apply"), "{e}");
+    let e = error_of(
+        "[[rule]]\nendpoint = \"certificate\"\naction = \"wrong_certificate\"\nmismatch = \"names\"\nwhen = \"after\"\n",
+    );
+    assert!(e.contains("does not take `when"), "{e}");
+    let e = error_of(
+        "[[rule]]\nendpoint = \"certificate\"\naction = \"wrong_certificate\"\nmismatch = \"serial\"\n",
+    );
+    assert!(e.contains("serial"), "{e}");
+    let e =
+        error_of("[[rule]]\nendpoint = \"certificate\"\naction = \"drop\"\nmismatch = \"key\"\n");
+    assert!(e.contains("does not take `mismatch`"), "{e}");
 }
 
 #[test]

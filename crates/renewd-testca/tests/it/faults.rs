@@ -3,12 +3,12 @@
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
-use renewd_testca::{Endpoint, EndpointMatch, Fault, FaultPlan};
+use renewd_testca::{Endpoint, EndpointMatch, Fault, FaultPlan, Mismatch};
 use serde_json::{Value, json};
 
 use crate::support::client::{Acme, csr_payload};
 use crate::support::signer::Signer;
-use crate::support::start;
+use crate::support::{assert_chains_to, pem_certs, start};
 
 /// An account with a ready order for `name`: (order URL, finalize URL).
 async fn ready_order(acme: &mut Acme, name: &str) -> (String, String) {
@@ -380,4 +380,76 @@ async fn head_answers_carry_no_body_over_http2_even_fault_pages() {
         .expect("HEAD newNonce over h2");
     assert_eq!(fine.status, StatusCode::OK);
     assert!(fine.header("replay-nonce").is_some());
+}
+
+/// The leaf of a PEM chain: (its subjectPublicKeyInfo DER, its DNS SANs).
+fn leaf_key_and_names(chain_pem: &str) -> (Vec<u8>, Vec<String>) {
+    let der = crate::support::client::leaf_der(chain_pem);
+    let (_, leaf) = x509_parser::parse_x509_certificate(&der).expect("leaf parses");
+    let names = leaf
+        .subject_alternative_name()
+        .expect("SAN parses")
+        .expect("SAN present")
+        .value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+            _ => None,
+        })
+        .collect();
+    (leaf.public_key().raw.to_vec(), names)
+}
+
+#[tokio::test]
+async fn wrong_certificate_serves_a_leaf_for_other_names_or_another_key_then_the_right_one() {
+    let ca = start().await;
+    let mut acme = Acme::connect(&ca).await;
+    acme.register().await;
+    let got = acme.issue(&["w.example"], json!({})).await;
+    let right = got.chain.text();
+    let (right_key, right_names) = leaf_key_and_names(&right);
+    assert_eq!(right_names, ["w.example"]);
+    ca.set_fault_plan(
+        FaultPlan::new()
+            .rule(
+                Endpoint::Certificate,
+                Fault::wrong_certificate(Mismatch::Names).times(1),
+            )
+            .rule(
+                Endpoint::Certificate,
+                Fault::wrong_certificate(Mismatch::Key).times(1),
+            ),
+    )
+    .expect("plan");
+    let root = pem_certs(&ca.issuing_roots_pem()[0]).remove(0);
+
+    let names = acme.post(&got.cert_url, None).await;
+    assert_eq!(names.status, StatusCode::OK);
+    assert_eq!(
+        names.header("content-type"),
+        Some("application/pem-certificate-chain")
+    );
+    let (key, wrong_names) = leaf_key_and_names(&names.text());
+    assert_eq!(key, right_key, "names: the CSR's key is kept");
+    assert_eq!(wrong_names, ["wrong-name.invalid"]);
+    assert_chains_to(&pem_certs(&names.text()), &root);
+
+    let other_key = acme.post(&got.cert_url, None).await;
+    let (key, same_names) = leaf_key_and_names(&other_key.text());
+    assert_ne!(key, right_key, "key: not the CSR's key");
+    assert_eq!(same_names, ["w.example"]);
+    assert_chains_to(&pem_certs(&other_key.text()), &root);
+
+    assert_eq!(
+        acme.post(&got.cert_url, None).await.text(),
+        right,
+        "the rules are used up: the stored certificate again"
+    );
+    let counts = ca.counts();
+    assert_eq!(counts.faulted(Endpoint::Certificate), 2);
+    assert_eq!(
+        counts.certificates_issued, 1,
+        "the wrong ones are not issued"
+    );
 }
