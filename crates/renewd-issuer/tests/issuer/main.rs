@@ -8,6 +8,7 @@ mod support;
 
 mod accounts;
 mod ari;
+mod bad_certificate;
 mod breaker;
 mod concurrency;
 mod dead_orders;
