@@ -14,6 +14,7 @@ mod concurrency;
 mod dead_orders;
 mod failover;
 mod hooks;
+mod install_fs;
 mod ledger;
 mod pending;
 mod rate_limits;
