@@ -357,6 +357,73 @@ async fn user_agent_and_content_type_are_sent() {
     );
 }
 
+#[tokio::test]
+async fn certificate_downloads_accept_only_a_pem_chain() {
+    let http = Arc::new(Scripted::default());
+    http.push(200, &[("replay-nonce", "n0")], DIRECTORY);
+    http.push(
+        200,
+        &[("replay-nonce", "n1")],
+        r#"{"status":"valid","contact":[]}"#,
+    );
+    let chain = leaf_chain_pem();
+    http.push(
+        200,
+        &[
+            ("replay-nonce", "n2"),
+            ("content-type", "application/pem-certificate-chain"),
+            ("link", r#"<https://ca/cert/1/alt/1>;rel="alternate""#),
+        ],
+        &chain,
+    );
+    http.push(
+        200,
+        &[
+            ("replay-nonce", "n3"),
+            ("content-type", "application/pem-certificate-chain"),
+        ],
+        &chain,
+    );
+    let probe = Arc::new(HeaderProbe(http.clone(), Mutex::default()));
+    let client =
+        AcmeClient::with_http_client("https://ca/dir", probe.clone(), ClientSettings::default());
+    let account = client.account(AccountKey::generate(), "https://ca/acct/1");
+    account.resource().await.unwrap();
+    let chains = account.download("https://ca/cert/1").await.unwrap();
+    assert_eq!(chains.alternates.len(), 1);
+    let seen: Vec<String> = http.seen().into_iter().map(|(_, url, _)| url).collect();
+    assert_eq!(
+        seen,
+        [
+            "https://ca/dir",
+            "https://ca/acct/1",
+            "https://ca/cert/1",
+            "https://ca/cert/1/alt/1"
+        ]
+    );
+    let accept = |h: &http::HeaderMap| {
+        h.get_all(http::header::ACCEPT)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let headers = probe.1.lock().unwrap().clone();
+    for (url, h) in seen.iter().zip(&headers).skip(2) {
+        assert_eq!(
+            accept(h),
+            ["application/pem-certificate-chain"],
+            "{url}: RFC 8555 §7.4.2"
+        );
+        assert_eq!(h.get("content-type").unwrap(), "application/jose+json");
+    }
+    assert!(
+        accept(&headers[1])
+            .iter()
+            .all(|a| a != "application/pem-certificate-chain"),
+        "only downloads ask for a PEM chain"
+    );
+}
+
 struct HeaderProbe(Arc<Scripted>, Mutex<Vec<http::HeaderMap>>);
 
 impl HttpClient for HeaderProbe {
