@@ -12,8 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use renewd_core::CaName;
 use renewd_store::{
-    AriState, CertSpec, CertStore, Expectations, InstalledCert, InstalledState, SqliteStore,
-    StateStore, StoreError, VerifyError, verify_issued,
+    AriState, CertSpec, CertStore, Expectations, InstalledCert, InstalledState, StateStore,
+    StoreError, VerifyError, verify_issued,
 };
 
 use super::lineage::Lineage;
@@ -40,10 +40,11 @@ pub enum NotAdopted {
     Failed(String),
 }
 
-/// Installs `lineage`'s certificate as `entry` and records it in `store`.
+/// Installs `lineage`'s certificate as `entry` and records it in `store` (any backend: only
+/// the `StateStore` trait is used).
 pub fn adopt(
     certs: &CertStore,
-    store: &SqliteStore,
+    store: &dyn StateStore,
     lineage: &Lineage,
     entry: &CertEntry,
     now: DateTime<Utc>,
@@ -85,7 +86,7 @@ pub fn adopt(
 }
 
 fn record(
-    store: &SqliteStore,
+    store: &dyn StateStore,
     name: &renewd_core::CertName,
     lineage: &Lineage,
     ca: &CaName,

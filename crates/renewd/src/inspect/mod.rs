@@ -22,28 +22,29 @@ pub use status::status_rows;
 
 use crate::report::StatusRow;
 
-/// Opens `STATE/state.db` read-only; `None` when it does not exist yet.
-pub fn open_store(state_dir: &Path) -> Result<Option<SqliteStore>, StoreError> {
+/// Opens `STATE/state.db` read-only; `None` when it does not exist yet. The one place that
+/// knows the backend: a read-only open (so a status command never writes, and WAL lets it
+/// read while the daemon writes) and the file name are SQLite's. Everything else here reads
+/// through the `StateStore` trait.
+pub fn open_store(state_dir: &Path) -> Result<Option<Box<dyn StateStore>>, StoreError> {
     let path = state_dir.join(SqliteStore::FILE_NAME);
     // When we cannot even look (a state directory we may not enter), opening says why.
     if matches!(path.try_exists(), Ok(false)) {
         return Ok(None);
     }
-    SqliteStore::open_read_only(&path, SqliteOptions::default()).map(Some)
+    let store = SqliteStore::open_read_only(&path, SqliteOptions::default())?;
+    Ok(Some(Box::new(store)))
 }
 
 /// One consistent read of the store; empty without a store.
-pub fn snapshot(store: Option<&SqliteStore>) -> Result<StatusSnapshot, StoreError> {
-    store.map_or_else(
-        || Ok(StatusSnapshot::default()),
-        StateStore::status_snapshot,
-    )
+pub fn snapshot(store: Option<&dyn StateStore>) -> Result<StatusSnapshot, StoreError> {
+    store.map_or_else(|| Ok(StatusSnapshot::default()), |s| s.status_snapshot())
 }
 
 /// `renewd status`: the configured certificates, scanned and joined with the store.
 pub fn read_status(config: &Config, now: DateTime<Utc>) -> Result<Vec<StatusRow>, StoreError> {
     let store = open_store(&config.state_dir)?;
-    let snapshot = snapshot(store.as_ref())?;
+    let snapshot = snapshot(store.as_deref())?;
     let specs: Vec<CertSpec<'_>> = config
         .certs
         .iter()
@@ -61,7 +62,7 @@ pub fn read_status(config: &Config, now: DateTime<Utc>) -> Result<Vec<StatusRow>
 /// seen is closed, with nothing probed.
 pub fn read_cas(config: &Config) -> Result<Vec<CaHealth>, StoreError> {
     let store = open_store(&config.state_dir)?;
-    let snapshot = snapshot(store.as_ref())?;
+    let snapshot = snapshot(store.as_deref())?;
     Ok(ca_rows(config, &snapshot))
 }
 
