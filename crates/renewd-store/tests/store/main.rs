@@ -7,6 +7,7 @@ mod child;
 mod crash;
 mod full_fs;
 mod lease_race;
+mod migrations;
 
 #[path = "../support/pki.rs"]
 mod pki;
