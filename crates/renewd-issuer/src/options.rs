@@ -15,14 +15,9 @@ use renewd_store::DEFAULT_LEASE_TTL;
 pub type OutcomeHook = Arc<dyn Fn(&RequestOutcome) + Send + Sync>;
 
 /// Settings of the issuer beyond the config file (defaults suit production; tests shorten
-/// the waits).
+/// the waits). The limit on one order is the config's: each `[[ca]] order_timeout`.
 #[derive(Clone)]
 pub struct IssuerOptions {
-    /// The limit on finishing one order once it exists (authorizations, finalize with
-    /// recovery, download). When it passes, the attempt fails `ca_unavailable` and the
-    /// pending order is kept for the next attempt. A CA's `order_timeout` in the config
-    /// may shorten it (the shorter of the two applies).
-    pub order_timeout: Duration,
     /// How the ACME client polls authorizations and orders.
     pub poll: PollPolicy,
     /// How long a certificate's lease lives without a heartbeat (the heartbeat runs at a
@@ -44,7 +39,6 @@ pub struct IssuerOptions {
 impl fmt::Debug for IssuerOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IssuerOptions")
-            .field("order_timeout", &self.order_timeout)
             .field("poll", &self.poll)
             .field("lease_ttl", &self.lease_ttl)
             .field("busy_retry", &self.busy_retry)
@@ -57,7 +51,6 @@ impl fmt::Debug for IssuerOptions {
 impl Default for IssuerOptions {
     fn default() -> Self {
         IssuerOptions {
-            order_timeout: Duration::from_secs(600),
             poll: PollPolicy::default(),
             lease_ttl: DEFAULT_LEASE_TTL,
             busy_retry: Duration::from_secs(60),
