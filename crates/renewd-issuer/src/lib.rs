@@ -25,8 +25,9 @@
 //!   `success` (verify, install, state, deploy), `failure` (back-off, failure hooks),
 //!   `deferral` (waiting on a CA's trial, cool-down or rate limit without a failure),
 //!   `ari_check` (renewal windows), `pending` (pending orders in the store), `lease`
-//!   (one job per certificate, across processes), `ledger` (one row per request, each
-//!   also handed to the [`OutcomeHook`] of the [`IssuerOptions`]; by default
+//!   (one job per certificate, across processes), `ledger` (one row per request — a
+//!   refused nonce the client retries at once is none — each also handed to the
+//!   [`OutcomeHook`] of the [`IssuerOptions`], retried nonces too; by default
 //!   [`log_outcome`]).
 //! - [`IssuerEvent`]s on a broadcast channel tell the daemon about circuits, renewals,
 //!   failures, expiry danger and failed hooks.
@@ -78,7 +79,7 @@ pub use error::IssuerError;
 pub use events::{EventSender, HookKind, IssuerEvent, event_channel};
 pub use host::{Deployment, FailureNotice, HostActions, NoHostActions, ServedCheck};
 pub use ledger::log_outcome;
-pub use options::{IssuerOptions, OutcomeHook};
+pub use options::{IssuerOptions, OutcomeHook, OutcomeKind};
 pub use pool::{Issuer, IssuerParts, JobResult, Solvers};
 
 #[doc(no_inline)]

@@ -8,11 +8,25 @@ use renewd_acme::PollPolicy;
 use renewd_core::RequestOutcome;
 use renewd_store::DEFAULT_LEASE_TTL;
 
-/// Called with every ledger row right after it is appended (ACME requests, probes and
-/// local steps alike): the daemon's way to follow each request outcome (metrics, logs)
-/// without reading the ledger back. It runs on the job's task, so it must be quick and
-/// must not block.
-pub type OutcomeHook = Arc<dyn Fn(&RequestOutcome) + Send + Sync>;
+/// Called with every request outcome: each ledger row right after it is appended (ACME
+/// requests, probes and local steps alike, [`OutcomeKind::Recorded`]), and each refused
+/// nonce the ACME client sent again at once ([`OutcomeKind::Retried`], not a ledger row).
+/// The daemon's way to follow every request (metrics, logs) without reading the ledger
+/// back. It runs on the job's task, so it must be quick and must not block.
+pub type OutcomeHook = Arc<dyn Fn(&RequestOutcome, OutcomeKind) + Send + Sync>;
+
+/// Whether an outcome handed to the [`OutcomeHook`] is a ledger row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OutcomeKind {
+    /// Appended to the ledger.
+    Recorded,
+    /// A `badNonce` answer the client retried at once with the fresh nonce it carried. Not
+    /// a ledger row (DESIGN.md: a `badNonce` reaches the ledger only when it persists — the
+    /// last refusal, when the retries ran out, is [`Recorded`](OutcomeKind::Recorded)),
+    /// but still a request the CA answered.
+    Retried,
+}
 
 /// Settings of the issuer beyond the config file (defaults suit production; tests shorten
 /// the waits). The limit on one order is the config's: each `[[ca]] order_timeout`.
@@ -29,8 +43,9 @@ pub struct IssuerOptions {
     pub clock_skew: Duration,
     /// The `User-Agent` sent to CAs (`None`: `renewd/VERSION`).
     pub user_agent: Option<String>,
-    /// What happens with each ledger row besides the append. Default: [`log_outcome`]
-    /// (one log event per row); a hook that replaces it should log too.
+    /// What happens with each request outcome besides the ledger's append (see
+    /// [`OutcomeHook`]). Default: [`log_outcome`] (one log event per outcome); a hook that
+    /// replaces it should log too.
     ///
     /// [`log_outcome`]: crate::log_outcome
     pub on_outcome: OutcomeHook,

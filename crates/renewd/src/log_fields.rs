@@ -25,6 +25,7 @@
 //! In JSON lines they are top-level keys, spelled as here.
 
 use renewd_core::RequestOutcome;
+use renewd_issuer::OutcomeKind;
 
 /// The certificate an event is about ([`CertName`](renewd_core::CertName)). Journal: `CERT_NAME`.
 pub const CERT_NAME: &str = "cert_name";
@@ -88,12 +89,22 @@ pub fn journal_name(field: &str) -> String {
 }
 
 /// Logs one ACME request outcome with every field the ledger has: `debug` when it
-/// succeeded, `warn` when it failed. The engine calls this where it appends to the ledger.
-pub fn log_request_outcome(o: &RequestOutcome) {
+/// succeeded or is a refused nonce the client retried at once (no ledger row), `warn` when
+/// it failed. The engine calls this for every outcome the issuer hands over.
+pub fn log_request_outcome(o: &RequestOutcome, kind: OutcomeKind) {
     let cert = o.cert.as_ref().map(|c| c.as_str());
     let latency_ms = u64::try_from(o.latency.as_millis()).unwrap_or(u64::MAX);
     let detail = o.detail.as_deref().unwrap_or("");
-    if o.class == renewd_core::OutcomeClass::Ok {
+    if kind == OutcomeKind::Retried {
+        tracing::event!(
+            tracing::Level::DEBUG,
+            { CA } = %o.ca, { CERT_NAME } = cert, { STEP } = %o.step,
+            { HTTP_STATUS } = o.http_status, { PROBLEM_TYPE } = o.problem_type.as_deref(),
+            { CLASS } = %o.class, { LATENCY_MS } = latency_ms,
+            { ORDER_URL } = o.order_url.as_deref(),
+            "{} at {}: nonce refused, sent again with the fresh one", o.step, o.ca
+        );
+    } else if o.class == renewd_core::OutcomeClass::Ok {
         tracing::event!(
             tracing::Level::DEBUG,
             { CA } = %o.ca, { CERT_NAME } = cert, { STEP } = %o.step,
@@ -138,11 +149,12 @@ mod tests {
             order_url: Some("https://ca.test/order/1".into()),
             detail: Some("504 Gateway Time-out".into()),
         };
-        let failed = capture(|| log_request_outcome(&o));
+        let failed = capture(|| log_request_outcome(&o, OutcomeKind::Recorded));
+        let retried = capture(|| log_request_outcome(&o, OutcomeKind::Retried));
         o.class = OutcomeClass::Ok;
         o.cert = None;
         o.problem_type = None;
-        let ok = capture(|| log_request_outcome(&o));
+        let ok = capture(|| log_request_outcome(&o, OutcomeKind::Recorded));
 
         let e = &failed[0];
         assert_eq!(e.level, Level::WARN);
@@ -161,6 +173,13 @@ mod tests {
             e.field("message"),
             Some("finalize at zerossl failed (ca_unavailable): 504 Gateway Time-out")
         );
+        let e = &retried[0];
+        assert_eq!(
+            e.level,
+            Level::DEBUG,
+            "a nonce retried at once is no failure"
+        );
+        assert_eq!(e.field(CLASS), Some("ca_unavailable"));
         let e = &ok[0];
         assert_eq!(e.level, Level::DEBUG);
         assert_eq!(e.field(CERT_NAME), None, "absent values are not recorded");

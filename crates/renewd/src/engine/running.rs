@@ -58,12 +58,13 @@ pub struct RunningEngine {
     tasks: Mutex<JoinSet<()>>,
 }
 
-/// The issuer's options in the daemon: every ledger row is also logged (journald fields)
-/// and counted in the metrics.
+/// The issuer's options in the daemon: every request outcome is also logged (journald
+/// fields) and counted in the metrics — ledger rows and the refused nonces the client
+/// retried at once alike, so `renewd_acme_requests_total` counts every request.
 pub fn issuer_options(metrics: Option<Metrics>) -> IssuerOptions {
     IssuerOptions {
-        on_outcome: Arc::new(move |row: &RequestOutcome| {
-            log_request_outcome(row);
+        on_outcome: Arc::new(move |row: &RequestOutcome, kind| {
+            log_request_outcome(row, kind);
             if let Some(m) = &metrics {
                 m.record_request(row);
             }
