@@ -98,7 +98,7 @@ fn rate_limit_end(run: &Run<'_>, s: &Setback) -> chrono::DateTime<Utc> {
 /// system clock, read against `system_now`) within [`DEFAULT_RATE_LIMIT_BLOCK`,
 /// `MAX_RATE_LIMIT_BLOCK`]; the default when it said nothing. A `Retry-After` of zero or in
 /// the past gets the default too, not a block that has already ended.
-fn rate_limit_block(
+pub(crate) fn rate_limit_block(
     retry_after: Option<chrono::DateTime<Utc>>,
     system_now: chrono::DateTime<Utc>,
 ) -> Duration {
