@@ -52,8 +52,39 @@ pub const NOT_AFTER: &str = "not_after";
 pub const REMAINING_SECONDS: &str = "remaining_seconds";
 /// What kind of alarm an alarm event is (`expiry_danger`). Journal: `ALARM`.
 pub const ALARM: &str = "alarm";
+/// Why a renewal runs ([`RenewalReason`](renewd_core::RenewalReason) label). Journal:
+/// `REASON`.
+pub const REASON: &str = "reason";
+/// The scheduler's explanation of a certificate's next deadline. Journal: `WHY`.
+pub const WHY: &str = "why";
+/// A certificate's serial, lower-case hex. Journal: `SERIAL`.
+pub const SERIAL: &str = "serial";
+/// Failed renewals in a row. Journal: `FAILURE_STREAK`.
+pub const FAILURE_STREAK: &str = "failure_streak";
+/// When a certificate is tried next, RFC 3339. Journal: `NEXT_ATTEMPT`.
+pub const NEXT_ATTEMPT: &str = "next_attempt";
+/// A circuit state (`closed`, `open`, `half_open`). Journal: `CIRCUIT`.
+pub const CIRCUIT: &str = "circuit";
+/// When an open circuit's cool-down ends, RFC 3339. Journal: `OPEN_UNTIL`.
+pub const OPEN_UNTIL: &str = "open_until";
+/// When a rate-limit block ends, RFC 3339. Journal: `UNTIL`.
+pub const UNTIL: &str = "until";
+/// An ARI window's start, RFC 3339. Journal: `WINDOW_START`.
+pub const WINDOW_START: &str = "window_start";
+/// An ARI window's end, RFC 3339. Journal: `WINDOW_END`.
+pub const WINDOW_END: &str = "window_end";
+/// When the CA is asked for renewal information next, RFC 3339. Journal: `NEXT_CHECK`.
+pub const NEXT_CHECK: &str = "next_check";
+/// The CA's explanation URL of an ARI window. Journal: `EXPLANATION_URL`.
+pub const EXPLANATION_URL: &str = "explanation_url";
+/// Whether a new order names the certificate it replaces (ARI). Journal: `REPLACES`.
+pub const REPLACES: &str = "replaces";
+/// An error, in one line. Journal: `ERROR`.
+pub const ERROR: &str = "error";
+/// A ledger row's detail. Journal: `DETAIL`.
+pub const DETAIL: &str = "detail";
 
-/// Every field name above, for tests and documentation.
+/// Every field name above, for tests and documentation: the fields to filter on.
 pub const ALL: &[&str] = &[
     CERT_NAME,
     CA,
@@ -67,6 +98,65 @@ pub const ALL: &[&str] = &[
     NOT_AFTER,
     REMAINING_SECONDS,
     ALARM,
+    REASON,
+    WHY,
+    SERIAL,
+    FAILURE_STREAK,
+    NEXT_ATTEMPT,
+    CIRCUIT,
+    OPEN_UNTIL,
+    UNTIL,
+    WINDOW_START,
+    WINDOW_END,
+    NEXT_CHECK,
+    EXPLANATION_URL,
+    REPLACES,
+    ERROR,
+    DETAIL,
+];
+
+/// The other field names renewd's events carry: context of one kind of message (a hook's
+/// `pid`, a responder's `addrs`, a request's `url`), not meant to be filtered on across
+/// messages. Together with [`ALL`], every name an event of renewd's crates may have — a
+/// test runs the engine and checks it.
+pub const INCIDENTAL: &[&str] = &[
+    "account_url",
+    "added",
+    "addr",
+    "addrs",
+    "attempt",
+    "attempts",
+    "certs",
+    "challenge",
+    "changed",
+    "duration",
+    "event",
+    "force",
+    "holder_host",
+    "holder_pid",
+    "hook",
+    "identifier",
+    "ignored",
+    "limit",
+    "local",
+    "only_ca",
+    "path",
+    "peer",
+    "period",
+    "pgid",
+    "pid",
+    "previous_pid",
+    "queued",
+    "removed",
+    "report",
+    "sent",
+    "signal",
+    "sni",
+    "token",
+    "url",
+    "version",
+    "waiting",
+    "work",
 ];
 
 /// `SYSLOG_IDENTIFIER=` of every journal entry (`journalctl -t renewd`).
@@ -200,9 +290,16 @@ mod tests {
             );
             assert_eq!(journal_name(f), f.to_ascii_uppercase());
         }
-        let mut unique = ALL.to_vec();
+        let mut unique = [ALL, INCIDENTAL].concat();
         unique.sort_unstable();
         unique.dedup();
-        assert_eq!(unique.len(), ALL.len());
+        assert_eq!(unique.len(), ALL.len() + INCIDENTAL.len());
+        for f in INCIDENTAL {
+            assert_eq!(journal_name(f), f.to_ascii_uppercase());
+        }
     }
 }
+
+#[cfg(test)]
+#[path = "log_fields_tests.rs"]
+mod emitted;

@@ -85,8 +85,8 @@ pub async fn run(
     if jobs.is_empty() {
         return Ok(());
     }
-    let names: Vec<CertName> = jobs.iter().map(|j| j.cert.clone()).collect();
-    tracing::info!(certs = ?names, "renewing");
+    let names: Vec<&str> = jobs.iter().map(|j| j.cert.as_str()).collect();
+    tracing::info!(certs = %names.join(" "), "renewing");
 
     let stop = CancellationToken::new();
     let _stop_responders = stop.clone().drop_guard();

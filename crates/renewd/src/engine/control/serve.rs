@@ -80,8 +80,10 @@ async fn connection(stream: UnixStream, ctx: ControlContext, stop: CancellationT
         }
         Err(_) => return,
     };
-    tracing::info!(certs = ?request.renew.certs, force = request.renew.force,
-        only_ca = ?request.renew.only_ca, "renew requested on the control socket");
+    let certs: Vec<&str> = request.renew.certs.iter().map(CertName::as_str).collect();
+    tracing::info!(certs = %certs.join(" "), force = request.renew.force,
+        only_ca = request.renew.only_ca.as_ref().map(renewd_core::CaName::as_str),
+        "renew requested on the control socket");
     let finish = match renew(&ctx, request.renew, &stop, &mut write).await {
         Ok(finish) => finish,
         // The client went away; nothing more to say.
