@@ -18,7 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use renewd_acme::{CertId, Error};
 use renewd_core::{Backoff, CertName, FailureClass};
-use renewd_store::{AriState, CaHealth, CircuitState};
+use renewd_store::{AriState, CaHealth};
 
 use crate::attempt::rate_limit_block;
 use crate::breaker::after;
@@ -54,10 +54,7 @@ pub(crate) fn next_check(
 /// its open circuit's cool-down (the later of the two), with why.
 fn unusable_until(health: &CaHealth, now: DateTime<Utc>) -> Option<(DateTime<Utc>, String)> {
     let blocked = health.blocked_until.filter(|t| *t > now);
-    let open = (health.circuit == CircuitState::Open)
-        .then_some(health.open_until)
-        .flatten()
-        .filter(|t| *t > now);
+    let open = health.effective_open_until(now);
     let (until, why) = match (blocked, open) {
         (Some(b), Some(o)) if o > b => (o, "its circuit is open"),
         (Some(b), _) => (b, "it rate-limited renewd"),

@@ -80,7 +80,7 @@ impl Bridge {
                 state,
                 open_until,
             } => {
-                self.metrics.set_circuit(&ca, state);
+                self.metrics.set_circuit(&ca, state, open_until);
                 self.open_circuits.send_modify(|open| {
                     if state == CircuitState::Open {
                         open.insert(ca.clone(), open_until);
@@ -140,7 +140,7 @@ impl Bridge {
         let mut open = OpenCircuits::new();
         for ca in &config.cas {
             if let Ok(Some(h)) = self.store.ca_health(&ca.name) {
-                self.metrics.set_circuit(&ca.name, h.circuit);
+                self.metrics.set_circuit(&ca.name, h.circuit, h.open_until);
                 if h.circuit == CircuitState::Open {
                     open.insert(ca.name.clone(), h.open_until);
                 }

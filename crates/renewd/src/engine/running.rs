@@ -250,12 +250,12 @@ fn open_circuits(store: &dyn StateStore, config: &Config) -> OpenCircuits {
 
 fn initial_metrics(bridge: &Bridge, config: &Config, store: &dyn StateStore) {
     for ca in &config.cas {
-        let state = store
+        let (state, open_until) = store
             .ca_health(&ca.name)
             .ok()
             .flatten()
-            .map_or(CircuitState::Closed, |h| h.circuit);
-        bridge.metrics.set_circuit(&ca.name, state);
+            .map_or((CircuitState::Closed, None), |h| (h.circuit, h.open_until));
+        bridge.metrics.set_circuit(&ca.name, state, open_until);
     }
     all_cert_metrics(store, &bridge.metrics, config, bridge.clock.now());
 }

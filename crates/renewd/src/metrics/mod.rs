@@ -9,7 +9,7 @@
 //! | `renewd_certificate_last_success_seconds` | `cert` | when the certificate was last renewed, Unix time |
 //! | `renewd_certificate_expiry_danger` | `cert` | 1 while the certificate is critical and its renewal fails |
 //! | `renewd_acme_requests_total` | `ca`, `step`, `class` | ACME requests by outcome class (the ledger's labels) |
-//! | `renewd_ca_circuit_state` | `ca`, `state` | 1 for the CA's current circuit state (`closed`, `open`, `half_open`), 0 for the others |
+//! | `renewd_ca_circuit_state` | `ca`, `state` | 1 for the CA's circuit state in effect at the scrape (`closed`, `open`, `half_open`: an open circuit past its cool-down reads `half_open`), 0 for the others |
 //! | `renewd_ca_probe_latency_seconds` | `ca` | histogram of health probe latencies |
 //!
 //! The engine updates them through [`Metrics`]; [`serve`] exposes them in the Prometheus
@@ -17,8 +17,9 @@
 
 mod server;
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -62,6 +63,9 @@ const CIRCUIT_STATES: [CircuitState; 3] = [
     CircuitState::HalfOpen,
 ];
 
+/// Each CA's circuit as stored, with the end of an open circuit's cool-down.
+type StoredCircuits = BTreeMap<CaName, (CircuitState, Option<DateTime<Utc>>)>;
+
 type ProbeHistogram = Family<CaLabels, Histogram, fn() -> Histogram>;
 
 fn probe_histogram() -> Histogram {
@@ -89,6 +93,9 @@ struct Families {
     expiry_danger: Family<CertLabels, Gauge>,
     requests: Family<RequestLabels, Counter>,
     circuit: Family<CircuitLabels, Gauge>,
+    /// Each CA's stored circuit and cool-down end: the gauge is the state in effect at
+    /// each scrape (a cool-down ends without any event).
+    circuits: Mutex<StoredCircuits>,
     probe_latency: ProbeHistogram,
 }
 
@@ -177,6 +184,7 @@ impl Metrics {
                 expiry_danger,
                 requests,
                 circuit,
+                circuits: Mutex::default(),
                 probe_latency,
             }),
         }
@@ -241,8 +249,22 @@ impl Metrics {
         });
     }
 
-    /// Sets a CA's circuit state: 1 for `state`, 0 for the others.
-    pub fn set_circuit(&self, ca: &CaName, state: CircuitState) {
+    /// Records a CA's circuit as stored (`open_until`: the end of an open circuit's
+    /// cool-down). The series say 1 for the state in effect
+    /// ([`CircuitState::effective`]), now and at every scrape, 0 for the others.
+    pub fn set_circuit(&self, ca: &CaName, state: CircuitState, open_until: Option<DateTime<Utc>>) {
+        self.circuits().insert(ca.clone(), (state, open_until));
+        self.write_circuit(ca, state.effective(open_until, Utc::now()));
+    }
+
+    fn circuits(&self) -> std::sync::MutexGuard<'_, StoredCircuits> {
+        self.inner
+            .circuits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_circuit(&self, ca: &CaName, state: CircuitState) {
         for s in CIRCUIT_STATES {
             self.inner
                 .circuit
@@ -256,6 +278,7 @@ impl Metrics {
 
     /// Removes the circuit series of a CA that left the config.
     pub fn remove_ca(&self, ca: &CaName) {
+        self.circuits().remove(ca);
         for s in CIRCUIT_STATES {
             self.inner.circuit.remove(&CircuitLabels {
                 ca: ca.to_string(),
@@ -269,8 +292,21 @@ impl Metrics {
         self.inner.last_reload_ok.set(i64::from(ok));
     }
 
-    /// Every series in the Prometheus text format (version 0.0.4).
+    /// Every series in the Prometheus text format (version 0.0.4), as of now.
     pub fn encode(&self) -> String {
+        self.encode_at(Utc::now())
+    }
+
+    /// Every series as of `now`: the circuits read as in effect then.
+    pub fn encode_at(&self, now: DateTime<Utc>) -> String {
+        let circuits: Vec<_> = self
+            .circuits()
+            .iter()
+            .map(|(ca, (state, until))| (ca.clone(), state.effective(*until, now)))
+            .collect();
+        for (ca, state) in circuits {
+            self.write_circuit(&ca, state);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail; an encoder error would be a bug in a metric.
         if let Err(e) =
@@ -341,10 +377,14 @@ mod tests {
                 last_success: None,
             },
         );
-        m.set_circuit(&ca, CircuitState::Open);
+        m.set_circuit(
+            &ca,
+            CircuitState::Open,
+            Some(t + chrono::TimeDelta::minutes(5)),
+        );
         m.set_expiry_danger(&www, true);
         m.set_last_reload_successful(false);
-        let text = m.encode();
+        let text = m.encode_at(t);
         assert_eq!(sample(&text, "renewd_up"), Some(1.0));
         assert_eq!(
             sample(&text, "renewd_config_last_reload_successful"),
@@ -410,7 +450,24 @@ mod tests {
         assert!(text.contains("# TYPE renewd_acme_requests_total counter"));
         assert!(text.contains("# TYPE renewd_ca_probe_latency_seconds histogram"));
 
-        m.set_circuit(&ca, CircuitState::Closed);
+        // The cool-down ends without an event: the next scrape reads half-open.
+        let text = m.encode_at(t + chrono::TimeDelta::minutes(5));
+        assert_eq!(
+            sample(
+                &text,
+                r#"renewd_ca_circuit_state{ca="zerossl",state="half_open"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"renewd_ca_circuit_state{ca="zerossl",state="open"}"#
+            ),
+            Some(0.0)
+        );
+
+        m.set_circuit(&ca, CircuitState::Closed, None);
         m.remove_cert(&www);
         let text = m.encode();
         assert_eq!(

@@ -1,9 +1,12 @@
-//! `renewd ca`: each CA's health and circuit.
+//! `renewd ca`: each CA's health and circuit — the circuit in effect now
+//! ([`CaHealth::effective_circuit`]: an open circuit whose cool-down has ended reads
+//! `half_open`, as the metrics and `STATUS=` have it, though the store keeps `open` until a
+//! job next considers the CA).
 
 use std::io::{self, Write};
 
 use chrono::{DateTime, Utc};
-use renewd_store::{CaHealth, CircuitState};
+use renewd_store::CaHealth;
 use serde::Serialize;
 
 use super::Format;
@@ -22,13 +25,13 @@ struct CaJson<'r> {
     last_probe_latency_ms: Option<u64>,
 }
 
-impl<'r> From<&'r CaHealth> for CaJson<'r> {
-    fn from(h: &'r CaHealth) -> Self {
+impl<'r> CaJson<'r> {
+    fn new(h: &'r CaHealth, now: DateTime<Utc>) -> Self {
         Self {
             name: h.ca.as_str(),
-            circuit: h.circuit.as_str(),
+            circuit: h.effective_circuit(now).as_str(),
             consecutive_failures: h.consecutive_failures,
-            open_until: rfc3339_opt(h.open_until),
+            open_until: rfc3339_opt(h.effective_open_until(now)),
             last_probe: rfc3339_opt(h.last_probe),
             last_probe_ok: h.last_probe_ok,
             last_probe_latency_ms: h.last_probe_latency.map(millis),
@@ -50,7 +53,7 @@ pub fn write_cas(
 ) -> io::Result<()> {
     match format {
         Format::Json => {
-            let json: Vec<CaJson<'_>> = rows.iter().map(CaJson::from).collect();
+            let json: Vec<CaJson<'_>> = rows.iter().map(|h| CaJson::new(h, now)).collect();
             serde_json::to_writer_pretty(&mut *out, &json)?;
             writeln!(out)
         }
@@ -67,23 +70,14 @@ pub fn write_cas(
                 };
                 t.row(vec![
                     r.ca.to_string(),
-                    circuit_text(r, now),
+                    r.effective_circuit(now).to_string(),
                     r.consecutive_failures.to_string(),
-                    human_opt(r.open_until, now),
+                    human_opt(r.effective_open_until(now), now),
                     format!("{}{probe}", human_opt(r.last_probe, now)),
                 ]);
             }
             out.write_all(t.render().as_bytes())
         }
-    }
-}
-
-/// The circuit as stored, with a note when an open circuit's cool-down is over (the next
-/// order's health probe decides).
-fn circuit_text(h: &CaHealth, now: DateTime<Utc>) -> String {
-    match (h.circuit, h.open_until) {
-        (CircuitState::Open, Some(until)) if until <= now => "open (cool-down over)".into(),
-        (state, _) => state.to_string(),
     }
 }
 
@@ -93,6 +87,7 @@ mod tests {
 
     use chrono::TimeDelta;
     use renewd_core::CaName;
+    use renewd_store::CircuitState;
 
     use super::*;
 
@@ -154,6 +149,9 @@ mod tests {
         assert_eq!(v[1]["circuit"], "half_open");
         assert_eq!(v[1]["last_probe"], serde_json::Value::Null);
         assert_eq!(v[1]["last_probe_ok"], serde_json::Value::Null);
+        // Past its cool-down: half-open in effect, as the metrics and STATUS= say.
+        assert_eq!(v[2]["circuit"], "half_open");
+        assert_eq!(v[2]["open_until"], serde_json::Value::Null);
     }
 
     #[test]
@@ -162,10 +160,11 @@ mod tests {
         write_cas(&mut out, &rows(), Format::Table, now()).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "CA           CIRCUIT                FAILURES  OPEN UNTIL                 LAST PROBE\n\
-             zerossl      open                   4         2023-11-14 22:21 (in 8m)   2023-11-14 22:12 (1m ago) failed in 5000ms\n\
-             letsencrypt  half_open              0         -                          -\n\
-             buypass      open (cool-down over)  0         2023-11-14 22:12 (1m ago)  -\n"
+            "CA           CIRCUIT    FAILURES  OPEN UNTIL                LAST PROBE\n\
+             zerossl      open       4         2023-11-14 22:21 (in 8m)  2023-11-14 22:12 (1m ago) failed in 5000ms\n\
+             letsencrypt  half_open  0         -                         -\n\
+             buypass      half_open  0         -                         -\n",
+            "an open circuit past its cool-down reads half_open"
         );
     }
 }
