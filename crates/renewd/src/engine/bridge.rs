@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use renewd_config::Config;
-use renewd_core::{CaName, CertName, Clock, WorkDone};
+use renewd_core::{CaName, CertName, Clock, Urgency, WorkDone};
 use renewd_issuer::IssuerEvent;
 use renewd_scheduler::{Circuits, SchedulerCommand};
 use renewd_store::{CircuitState, StateStore};
@@ -154,8 +154,8 @@ impl Bridge {
     }
 }
 
-/// Sets a certificate's time series from the store: notAfter, last success, and the next
-/// attempt as the scheduler's rule decides it.
+/// Sets a certificate's series from the store: notAfter, last success, the next attempt as
+/// the scheduler's rule decides it, and the expiry danger (its urgency now is critical).
 pub fn cert_metrics(
     store: &dyn StateStore,
     metrics: &Metrics,
@@ -181,8 +181,9 @@ pub fn cert_metrics(
     }
 }
 
-/// Sets every configured certificate's time series from one snapshot of the store (start
-/// and reload: one read, however many certificates).
+/// Sets every configured certificate's series from one snapshot of the store (start and
+/// reload: one read, however many certificates). At start this is what sets the expiry
+/// danger of a certificate already critical, before any job for it has run.
 pub fn all_cert_metrics(
     store: &dyn StateStore,
     metrics: &Metrics,
@@ -214,6 +215,13 @@ fn set_cert_metrics(
     now: DateTime<Utc>,
 ) {
     let (view, decision) = plan::decision(config, cert, state, None, circuits, now);
+    let urgency_now = renewd_scheduler::urgency(
+        view.installed.as_ref(),
+        view.problem,
+        &plan::schedule_policy(config),
+        now,
+    );
+    metrics.set_expiry_danger(&cert.name, urgency_now == Urgency::Critical);
     metrics.set_cert(
         &cert.name,
         CertTimes {
