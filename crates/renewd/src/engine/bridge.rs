@@ -155,7 +155,8 @@ impl Bridge {
 }
 
 /// Sets a certificate's series from the store: notAfter, last success, the next attempt as
-/// the scheduler's rule decides it, and the expiry danger (its urgency now is critical).
+/// the scheduler's rule decides it, the expiry danger (its urgency now is critical) and the
+/// failure streak.
 pub fn cert_metrics(
     store: &dyn StateStore,
     metrics: &Metrics,
@@ -222,6 +223,7 @@ fn set_cert_metrics(
         now,
     );
     metrics.set_expiry_danger(&cert.name, urgency_now == Urgency::Critical);
+    metrics.set_failure_streak(&cert.name, state.map_or(0, |s| s.failure_streak));
     metrics.set_cert(
         &cert.name,
         CertTimes {

@@ -197,3 +197,40 @@ fn a_certificate_already_critical_is_in_danger_from_the_start() {
     r.bridge.cert_metrics(&CertName::new("www").unwrap());
     assert_eq!(series(&r.bridge.metrics, danger), Some(0.0));
 }
+
+#[test]
+fn the_failure_streak_is_a_gauge_back_to_zero_after_a_success() {
+    let r = rig();
+    let www = CertName::new("www").unwrap();
+    let streak = r#"renewd_certificate_failure_streak{cert="www"}"#;
+    let config = r.bridge.config.borrow().clone();
+    all_cert_metrics(
+        r.bridge.store.as_ref(),
+        &r.bridge.metrics,
+        &config,
+        Utc::now(),
+    );
+    assert_eq!(series(&r.bridge.metrics, streak), Some(0.0), "never tried");
+
+    r.bridge
+        .store
+        .update_cert_state(&www, &mut |s| s.failure_streak = 4)
+        .unwrap();
+    block_on(r.bridge.work_done(WorkDone {
+        cert: www.clone(),
+        was_renewal: true,
+    }));
+    assert_eq!(series(&r.bridge.metrics, streak), Some(4.0));
+
+    r.bridge
+        .store
+        .update_cert_state(&www, &mut |s| s.failure_streak = 0)
+        .unwrap();
+    block_on(r.bridge.event(IssuerEvent::Renewed {
+        cert: www.clone(),
+        ca: CaName::new("a").unwrap(),
+        serial: "2e".into(),
+        not_after: Utc::now() + TimeDelta::days(90),
+    }));
+    assert_eq!(series(&r.bridge.metrics, streak), Some(0.0));
+}

@@ -7,7 +7,8 @@
 //! | `renewd_certificate_not_after_seconds` | `cert` | the installed certificate's notAfter, Unix time |
 //! | `renewd_certificate_next_attempt_seconds` | `cert` | when the next renewal attempt is due, Unix time |
 //! | `renewd_certificate_last_success_seconds` | `cert` | when the certificate was last renewed, Unix time |
-//! | `renewd_certificate_expiry_danger` | `cert` | 1 while the certificate is critical and its renewal fails |
+//! | `renewd_certificate_expiry_danger` | `cert` | 1 while the certificate is at critical urgency (not renewed yet), else 0 |
+//! | `renewd_certificate_failure_streak` | `cert` | failed attempts in a row, 0 after a success |
 //! | `renewd_acme_requests_total` | `ca`, `step`, `class` | ACME requests by outcome class (the ledger's labels) |
 //! | `renewd_ca_circuit_state` | `ca`, `state` | 1 for the CA's circuit state in effect at the scrape (`closed`, `open`, `half_open`: an open circuit past its cool-down reads `half_open`), 0 for the others |
 //! | `renewd_ca_probe_latency_seconds` | `ca` | histogram of health probe latencies |
@@ -91,6 +92,7 @@ struct Families {
     next_attempt: Family<CertLabels, Gauge>,
     last_success: Family<CertLabels, Gauge>,
     expiry_danger: Family<CertLabels, Gauge>,
+    failure_streak: Family<CertLabels, Gauge>,
     requests: Family<RequestLabels, Counter>,
     circuit: Family<CircuitLabels, Gauge>,
     /// Each CA's stored circuit and cool-down end: the gauge is the state in effect at
@@ -127,6 +129,7 @@ impl Metrics {
         let next_attempt = Family::default();
         let last_success = Family::default();
         let expiry_danger = Family::default();
+        let failure_streak = Family::default();
         let requests = Family::default();
         let circuit = Family::default();
         let probe_latency: ProbeHistogram = Family::new_with_constructor(probe_histogram);
@@ -153,8 +156,13 @@ impl Metrics {
         );
         registry.register(
             "renewd_certificate_expiry_danger",
-            "1 while the certificate is near expiry and its renewal fails",
+            "1 while the certificate is at critical urgency and not renewed yet",
             expiry_danger.clone(),
+        );
+        registry.register(
+            "renewd_certificate_failure_streak",
+            "Failed renewal attempts in a row, 0 after a success",
+            failure_streak.clone(),
         );
         // The text encoder appends `_total` to counters.
         registry.register(
@@ -182,6 +190,7 @@ impl Metrics {
                 next_attempt,
                 last_success,
                 expiry_danger,
+                failure_streak,
                 requests,
                 circuit,
                 circuits: Mutex::default(),
@@ -241,12 +250,24 @@ impl Metrics {
             .set(i64::from(danger));
     }
 
+    /// Sets a certificate's failed attempts in a row (0 after a success).
+    pub fn set_failure_streak(&self, cert: &CertName, streak: u32) {
+        self.inner
+            .failure_streak
+            .get_or_create(&CertLabels {
+                cert: cert.to_string(),
+            })
+            .set(i64::from(streak));
+    }
+
     /// Removes every series of a certificate that left the config.
     pub fn remove_cert(&self, cert: &CertName) {
         self.set_cert(cert, CertTimes::default());
-        self.inner.expiry_danger.remove(&CertLabels {
+        let labels = CertLabels {
             cert: cert.to_string(),
-        });
+        };
+        self.inner.expiry_danger.remove(&labels);
+        self.inner.failure_streak.remove(&labels);
     }
 
     /// Records a CA's circuit as stored (`open_until`: the end of an open circuit's
@@ -383,6 +404,7 @@ mod tests {
             Some(t + chrono::TimeDelta::minutes(5)),
         );
         m.set_expiry_danger(&www, true);
+        m.set_failure_streak(&www, 3);
         m.set_last_reload_successful(false);
         let text = m.encode_at(t);
         assert_eq!(sample(&text, "renewd_up"), Some(1.0));
@@ -447,6 +469,10 @@ mod tests {
             sample(&text, r#"renewd_certificate_expiry_danger{cert="www"}"#),
             Some(1.0)
         );
+        assert_eq!(
+            sample(&text, r#"renewd_certificate_failure_streak{cert="www"}"#),
+            Some(3.0)
+        );
         assert!(text.contains("# TYPE renewd_acme_requests_total counter"));
         assert!(text.contains("# TYPE renewd_ca_probe_latency_seconds histogram"));
 
@@ -486,6 +512,7 @@ mod tests {
         );
         assert!(sample(&text, r#"renewd_certificate_not_after_seconds{cert="www"}"#).is_none());
         assert!(sample(&text, r#"renewd_certificate_expiry_danger{cert="www"}"#).is_none());
+        assert!(sample(&text, r#"renewd_certificate_failure_streak{cert="www"}"#).is_none());
         m.remove_ca(&ca);
         assert!(!m.encode().contains("renewd_ca_circuit_state{"));
     }
