@@ -1,7 +1,8 @@
 //! `renewd ca`: each CA's health and circuit — the circuit in effect now
 //! ([`CaHealth::effective_circuit`]: an open circuit whose cool-down has ended reads
 //! `half_open`, as the metrics and `STATUS=` have it, though the store keeps `open` until a
-//! job next considers the CA).
+//! job next considers the CA) — and the end of a rate-limit block still in effect
+//! (`blocked_until`, from the CA's `Retry-After`; a block that has ended reads as none).
 
 use std::io::{self, Write};
 
@@ -23,6 +24,13 @@ struct CaJson<'r> {
     last_probe: Option<String>,
     last_probe_ok: Option<bool>,
     last_probe_latency_ms: Option<u64>,
+    /// Beyond the contract's keys: the end of a rate-limit block in effect.
+    blocked_until: Option<String>,
+}
+
+/// The end of `h`'s rate-limit block, while it lasts.
+fn blocked_until(h: &CaHealth, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    h.blocked_until.filter(|t| *t > now)
 }
 
 impl<'r> CaJson<'r> {
@@ -35,6 +43,7 @@ impl<'r> CaJson<'r> {
             last_probe: rfc3339_opt(h.last_probe),
             last_probe_ok: h.last_probe_ok,
             last_probe_latency_ms: h.last_probe_latency.map(millis),
+            blocked_until: rfc3339_opt(blocked_until(h, now)),
         }
     }
 }
@@ -58,7 +67,14 @@ pub fn write_cas(
             writeln!(out)
         }
         Format::Table => {
-            let mut t = Table::new(&["CA", "CIRCUIT", "FAILURES", "OPEN UNTIL", "LAST PROBE"]);
+            let mut t = Table::new(&[
+                "CA",
+                "CIRCUIT",
+                "FAILURES",
+                "OPEN UNTIL",
+                "BLOCKED UNTIL",
+                "LAST PROBE",
+            ]);
             for r in rows {
                 let probe = match (r.last_probe_ok, r.last_probe_latency.map(millis)) {
                     (None, _) => String::new(),
@@ -73,6 +89,7 @@ pub fn write_cas(
                     r.effective_circuit(now).to_string(),
                     r.consecutive_failures.to_string(),
                     human_opt(r.effective_open_until(now), now),
+                    human_opt(blocked_until(r, now), now),
                     format!("{}{probe}", human_opt(r.last_probe, now)),
                 ]);
             }
@@ -105,10 +122,13 @@ mod tests {
                 last_probe: Some(now() - TimeDelta::minutes(1)),
                 last_probe_ok: Some(false),
                 last_probe_latency: Some(Duration::from_millis(5000)),
+                blocked_until: Some(now() + TimeDelta::hours(2)),
                 ..CaHealth::new(CaName::new("zerossl").unwrap())
             },
             CaHealth {
                 circuit: CircuitState::HalfOpen,
+                // A block that has ended.
+                blocked_until: Some(now() - TimeDelta::seconds(1)),
                 ..CaHealth::new(CaName::new("letsencrypt").unwrap())
             },
             CaHealth {
@@ -139,6 +159,7 @@ mod tests {
             "last_probe",
             "last_probe_ok",
             "last_probe_latency_ms",
+            "blocked_until",
         ];
         expected.sort_unstable();
         assert_eq!(keys, expected);
@@ -146,6 +167,9 @@ mod tests {
         assert_eq!(v[0]["open_until"], "2023-11-14T22:21:20Z");
         assert_eq!(v[0]["last_probe_ok"], false);
         assert_eq!(v[0]["last_probe_latency_ms"], 5000);
+        assert_eq!(v[0]["blocked_until"], "2023-11-15T00:13:20Z");
+        assert_eq!(v[1]["blocked_until"], serde_json::Value::Null, "ended");
+        assert_eq!(v[2]["blocked_until"], serde_json::Value::Null, "never");
         assert_eq!(v[1]["circuit"], "half_open");
         assert_eq!(v[1]["last_probe"], serde_json::Value::Null);
         assert_eq!(v[1]["last_probe_ok"], serde_json::Value::Null);
@@ -160,10 +184,10 @@ mod tests {
         write_cas(&mut out, &rows(), Format::Table, now()).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "CA           CIRCUIT    FAILURES  OPEN UNTIL                LAST PROBE\n\
-             zerossl      open       4         2023-11-14 22:21 (in 8m)  2023-11-14 22:12 (1m ago) failed in 5000ms\n\
-             letsencrypt  half_open  0         -                         -\n\
-             buypass      half_open  0         -                         -\n",
+            "CA           CIRCUIT    FAILURES  OPEN UNTIL                BLOCKED UNTIL             LAST PROBE\n\
+             zerossl      open       4         2023-11-14 22:21 (in 8m)  2023-11-15 00:13 (in 2h)  2023-11-14 22:12 (1m ago) failed in 5000ms\n\
+             letsencrypt  half_open  0         -                         -                         -\n\
+             buypass      half_open  0         -                         -                         -\n",
             "an open circuit past its cool-down reads half_open"
         );
     }
