@@ -13,7 +13,8 @@
 //! `renewing at critical urgency with every CA` when none is stored). The alarm is only
 //! this log event: the bridge sets the `renewd_certificate_expiry_danger` gauge on its own
 //! (from the urgency, at start and after each job too), and the failure hooks are the
-//! issuer's, run after a failed attempt.
+//! issuer's, run after a failed attempt. A `renewd renew` pass without a daemon calls it
+//! too, when a renewal it ran at critical urgency failed (with that attempt's error).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use renewd_core::{CertName, Urgency};
