@@ -30,7 +30,7 @@
 //!   [`OutcomeHook`] of the [`IssuerOptions`], retried nonces too; by default
 //!   [`log_outcome`]).
 //! - [`IssuerEvent`]s on a broadcast channel tell the daemon about circuits, renewals,
-//!   failures, expiry danger and failed hooks.
+//!   failures, expiry danger, failed hooks and how each job of the pool ended.
 //!
 //! # The failure policy
 //!

@@ -115,8 +115,10 @@ impl Bridge {
                     );
                 log_expiry_danger(&cert, not_after, self.clock.now(), urgency, &last_error);
             }
-            // Logged by the issuer with their fields; the store holds the rest.
+            // Logged by the issuer with their fields; the store holds the rest (a job's
+            // result goes to the control socket, which listens itself).
             IssuerEvent::Failed { .. }
+            | IssuerEvent::JobEnded { .. }
             | IssuerEvent::HookFailed { .. }
             | IssuerEvent::CaBlocked { .. } => {}
             other => tracing::debug!(event = ?other, "issuer event"),

@@ -111,6 +111,7 @@ pub async fn start(ctx: EngineContext) -> anyhow::Result<Box<dyn Engine>> {
     }
 
     let (events, events_rx) = event_channel(EVENTS);
+    let control_events = events.clone();
     let issuer = Issuer::new(IssuerParts {
         config: (*config).clone(),
         store: store.clone(),
@@ -197,6 +198,7 @@ pub async fn start(ctx: EngineContext) -> anyhow::Result<Box<dyn Engine>> {
         ControlContext {
             scheduler: commands_tx.clone(),
             finished,
+            events: control_events,
             store: store.clone(),
         },
         stop.clone(),
