@@ -374,11 +374,25 @@ impl AcmeClient {
         started: Instant,
         outcome: Result<u16, &Error>,
     ) {
+        self.report_retried(step, url, order_url, started, outcome, false);
+    }
+
+    /// [`report`](Self::report), saying whether the request is sent again at once.
+    fn report_retried(
+        &self,
+        step: Step,
+        url: &str,
+        order_url: Option<&str>,
+        started: Instant,
+        outcome: Result<u16, &Error>,
+        retried: bool,
+    ) {
         let latency = started.elapsed();
-        let event = match outcome {
+        let mut event = match outcome {
             Ok(status) => RequestEvent::ok(step, url, status, latency, order_url),
             Err(e) => RequestEvent::failed(step, url, e, latency, order_url),
         };
+        event.retried = retried;
         self.observer.observe(event);
     }
 
@@ -408,7 +422,8 @@ impl AcmeClient {
     }
 
     /// A signed POST, retried with the fresh nonce on `badNonce` (up to
-    /// [`BAD_NONCE_RETRIES`] times), parsed by `parse`; each attempt reported once.
+    /// [`BAD_NONCE_RETRIES`] times), parsed by `parse`; each attempt reported once, the
+    /// ones sent again marked [`RequestEvent::retried`].
     pub(crate) async fn post<T>(
         &self,
         post: Post<'_>,
@@ -429,15 +444,18 @@ impl AcmeClient {
                 .exchange(post.step, post.url, request, None)
                 .await
                 .and_then(|r| parse(&r).map(|v| (v, r)));
-            self.report(
+            let retry = matches!(&result, Err(e) if e.is_problem("badNonce"))
+                && attempt < BAD_NONCE_RETRIES;
+            self.report_retried(
                 post.step,
                 post.url,
                 post.order_url,
                 started,
                 result.as_ref().map(|(_, r)| r.status),
+                retry,
             );
             match result {
-                Err(e) if e.is_problem("badNonce") && attempt < BAD_NONCE_RETRIES => {
+                Err(_) if retry => {
                     attempt += 1;
                     tracing::debug!(
                         url = post.url,

@@ -131,7 +131,7 @@ pub(crate) async fn complete(
             OrderStatus::Ready => {
                 if finalizes >= policy.max_finalizes {
                     tracing::info!(
-                        order = url,
+                        order_url = url,
                         sent = finalizes,
                         "finalize sent as often as one attempt may; leaving the order for later"
                     );
@@ -167,7 +167,7 @@ pub(crate) async fn complete(
                     Err(e) if worth_retrying(&e, policy, deadline) => {
                         // The outcome is unknown (the CA may have issued): the order's state
                         // decides what comes next, never a new order.
-                        tracing::info!(order = url, error = %e, "finalize failed; fetching the order");
+                        tracing::info!(order_url = url, error = %e, "finalize failed; fetching the order");
                         pause = Pause::Failure(e.retry_after());
                         last_error = Some(e);
                     }
@@ -200,7 +200,7 @@ pub(crate) async fn complete(
 
 async fn finished(sink: &dyn PendingOrderSink, url: &str) {
     if let Err(e) = sink.finished(url).await {
-        tracing::warn!(order = url, error = %e, "could not drop the pending-order record");
+        tracing::warn!(order_url = url, error = %e, "could not drop the pending-order record");
     }
 }
 

@@ -27,6 +27,12 @@ pub struct RequestEvent {
     pub detail: Option<String>,
     /// The order the request belongs to, when known.
     pub order_url: Option<String>,
+    /// The client sends this request again at once: a `badNonce` answer, retried with the
+    /// fresh nonce it carried (up to five times). `false` for every final outcome — a
+    /// success, any other failure, and the refused nonce that ended the retries (the one
+    /// that persisted). DESIGN: a `badNonce` reaches the ledger only when it persists, so
+    /// the issuer records only events with `retried == false`.
+    pub retried: bool,
 }
 
 impl RequestEvent {
@@ -46,6 +52,7 @@ impl RequestEvent {
             latency,
             detail: None,
             order_url: order_url.map(str::to_string),
+            retried: false,
         }
     }
 
@@ -65,6 +72,7 @@ impl RequestEvent {
             latency,
             detail: Some(error.to_string()),
             order_url: order_url.map(str::to_string),
+            retried: false,
         }
     }
 }
@@ -84,9 +92,10 @@ impl RequestObserver for LogObserver {
         tracing::debug!(
             step = %event.step,
             url = %event.url,
-            status = ?event.http_status,
+            http_status = event.http_status,
             class = %event.class,
             latency_ms = event.latency.as_millis() as u64,
+            retried = event.retried,
             detail = event.detail.as_deref().unwrap_or(""),
             "ACME request"
         );

@@ -136,6 +136,9 @@ async fn bad_nonce_is_retried_five_times_with_each_fresh_nonce() {
     assert!(events[1..].iter().all(|e| e.class == OutcomeClass::BadNonce
         && e.step == Step::NewOrder
         && e.http_status == Some(400)));
+    // The five sent again are marked; the sixth, which persisted, is the outcome.
+    let retried: Vec<bool> = events.iter().map(|e| e.retried).collect();
+    assert_eq!(retried, [false, true, true, true, true, true, false]);
 }
 
 #[tokio::test]
@@ -191,15 +194,15 @@ async fn new_order_sends_profile_and_replaces_and_reads_the_echo() {
         .lock()
         .unwrap()
         .iter()
-        .map(|e| (e.step, e.class))
+        .map(|e| (e.step, e.class, e.retried))
         .collect();
     assert_eq!(
         steps,
         [
-            (Step::Directory, OutcomeClass::Ok),
-            (Step::Nonce, OutcomeClass::Ok),
-            (Step::NewOrder, OutcomeClass::BadNonce),
-            (Step::NewOrder, OutcomeClass::Ok),
+            (Step::Directory, OutcomeClass::Ok, false),
+            (Step::Nonce, OutcomeClass::Ok, false),
+            (Step::NewOrder, OutcomeClass::BadNonce, true),
+            (Step::NewOrder, OutcomeClass::Ok, false),
         ]
     );
 }

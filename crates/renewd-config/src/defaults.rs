@@ -57,8 +57,9 @@ impl Defaults {
     pub const CA_REQUESTS_PER_SECOND: u32 = 20;
     /// `[[ca]] timeout`
     pub const CA_TIMEOUT: Duration = secs(30);
-    /// `[[ca]] order_timeout`: how long one order may take here, finalize recovery
-    /// included, before the attempt fails over (the order stays pending for later).
+    /// `[[ca]] order_timeout`: how long one attempt at an order may take here, finalize
+    /// recovery included, before it fails `ca_unavailable` (the order stays pending for
+    /// the next attempt). The configured value is the limit, whatever its size.
     pub const CA_ORDER_TIMEOUT: Duration = secs(10 * MINUTE);
     /// `[[ca]] terms_agreed`
     pub const CA_TERMS_AGREED: bool = true;

@@ -1,12 +1,16 @@
 //! [`Work::AriCheck`](renewd_core::Work): ask the CA that issued the installed certificate
 //! for its renewal window (RFC 9773) and store it with the time to ask again: `Retry-After`
-//! clamped to [1 min, 1 day]; after a 5xx or timeout an exponential back-off; after other
-//! errors, or without `Retry-After`, about 6 hours. No `renewalInfo` in the directory (or
-//! ARI off in the config, or nothing installed by renewd, or its CA no longer configured):
-//! the state is marked `not_offered_at`, and the scheduler plans no more checks for that
-//! certificate until the config is loaded again (a reload may bring the CA back, and a
-//! probe refreshes the directory, which may now offer `renewalInfo`). Requests are ledger
-//! rows (step `renewal_info`).
+//! clamped to [1 min, 1 day], on an answer and on an error alike; without one, after a 5xx
+//! or timeout an exponential back-off, after other errors about 6 hours. A `429` (or a
+//! `rateLimited` problem) blocks the whole CA like any rate limit (`Retry-After` within
+//! [5 min, 7 days]) and the next check waits for the block's end. While the CA is blocked
+//! or its circuit is open (cool-down running), nothing is sent: the check is put off to
+//! when the CA may be asked again. No `renewalInfo` in the directory (or ARI off in the
+//! config, or nothing installed by renewd, or its CA no longer configured): the state is
+//! marked `not_offered_at`, and the scheduler plans no more checks for that certificate
+//! until the config is loaded again (a reload may bring the CA back, and a probe refreshes
+//! the directory, which may now offer `renewalInfo`). Requests are ledger rows (step
+//! `renewal_info`); they never move the circuit.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,9 +18,11 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use renewd_acme::{CertId, Error};
 use renewd_core::{Backoff, CertName, FailureClass};
-use renewd_store::AriState;
+use renewd_store::{AriState, CaHealth};
 
+use crate::attempt::rate_limit_block;
 use crate::breaker::after;
+use crate::health::HealthBook;
 use crate::ledger::Ledger;
 use crate::pool::Inner;
 
@@ -42,6 +48,20 @@ pub(crate) fn next_check(
         None => DEFAULT_RETRY,
     };
     after(now, wait)
+}
+
+/// When `health`'s CA may be asked again, if not now: the end of its rate-limit block or of
+/// its open circuit's cool-down (the later of the two), with why.
+fn unusable_until(health: &CaHealth, now: DateTime<Utc>) -> Option<(DateTime<Utc>, String)> {
+    let blocked = health.blocked_until.filter(|t| *t > now);
+    let open = health.effective_open_until(now);
+    let (until, why) = match (blocked, open) {
+        (Some(b), Some(o)) if o > b => (o, "its circuit is open"),
+        (Some(b), _) => (b, "it rate-limited renewd"),
+        (None, Some(o)) => (o, "its circuit is open"),
+        (None, None) => return None,
+    };
+    Some((until, format!("{why} until {}", until.to_rfc3339())))
 }
 
 /// A delay stated in whole seconds (as `Retry-After` is), measured a few milliseconds
@@ -83,6 +103,23 @@ pub(crate) async fn check(inner: &Arc<Inner>, cert: &CertName) {
         return store(inner, cert, Some(&installed.serial), not_offered);
     };
     let ca = rt.name();
+    let serial = Some(installed.serial.as_str());
+    match inner.store.ca_health(ca) {
+        Ok(Some(health)) => {
+            if let Some((until, why)) = unusable_until(&health, now) {
+                tracing::info!(cert_name = %cert, ca = %ca, step = "renewal_info",
+                    next_check = %until.to_rfc3339(),
+                    "renewal information not asked for now: {why}");
+                return store(inner, cert, serial, |a| a.next_check = Some(until));
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(cert_name = %cert, ca = %ca, step = "renewal_info", error = %e,
+                "could not read the CA's health");
+            return;
+        }
+    }
     let ledger = Ledger::new(inner, ca.clone(), Some(cert.clone()));
     if let Some(url) = &installed.account_url {
         ledger.set_account(url);
@@ -96,7 +133,6 @@ pub(crate) async fn check(inner: &Arc<Inner>, cert: &CertName) {
             ..AriState::default()
         }
     };
-    let serial = Some(installed.serial.as_str());
     match result {
         Ok(info) => {
             forget_failures(inner, cert);
@@ -122,7 +158,8 @@ pub(crate) async fn check(inner: &Arc<Inner>, cert: &CertName) {
             store(inner, cert, serial, not_offered);
         }
         Err(e) => {
-            let wait = if e.class() == FailureClass::CaUnavailable {
+            let class = e.class();
+            let wait = if class == FailureClass::CaUnavailable {
                 let failures = {
                     let mut map = inner
                         .ari_failures
@@ -137,7 +174,28 @@ pub(crate) async fn check(inner: &Arc<Inner>, cert: &CertName) {
                 forget_failures(inner, cert);
                 DEFAULT_RETRY
             };
-            let next = after(now, wait);
+            let next = match class {
+                FailureClass::RateLimited { retry_after } => {
+                    // Like any rate limit: the whole CA is left alone until its end, and
+                    // this certificate asks again no earlier.
+                    let end = after(
+                        now,
+                        rate_limit_block(retry_after.or(e.retry_after()), Utc::now()),
+                    );
+                    HealthBook {
+                        store: inner.store.as_ref(),
+                        clock: inner.clock.as_ref(),
+                        events: &inner.events,
+                        policy: &config.breaker,
+                        trials: &inner.trials,
+                    }
+                    .block(ca, end);
+                    end
+                }
+                // The CA said when to ask again.
+                _ if e.retry_after().is_some() => next_check(now, e.retry_after(), Utc::now()),
+                _ => after(now, wait),
+            };
             tracing::warn!(cert_name = %cert, ca = %ca, step = "renewal_info",
                 class = %e.class(), http_status = e.http_status(), problem_type = e.problem_type(),
                 next_check = %next.to_rfc3339(), "renewal information unavailable: {e}");

@@ -98,7 +98,7 @@ fn rate_limit_end(run: &Run<'_>, s: &Setback) -> chrono::DateTime<Utc> {
 /// system clock, read against `system_now`) within [`DEFAULT_RATE_LIMIT_BLOCK`,
 /// `MAX_RATE_LIMIT_BLOCK`]; the default when it said nothing. A `Retry-After` of zero or in
 /// the past gets the default too, not a block that has already ended.
-fn rate_limit_block(
+pub(crate) fn rate_limit_block(
     retry_after: Option<chrono::DateTime<Utc>>,
     system_now: chrono::DateTime<Utc>,
 ) -> Duration {
@@ -196,7 +196,8 @@ async fn attempt_with_permit(run: &Run<'_>, rt: &Arc<CaRuntime>, access: &Access
         biased;
         result = order => result,
         () = async { run.soft.cancelled().await; sink.wait_saved().await } => {
-            tracing::info!(cert_name = %run.cert.name, ca = %ca, order_url = ?sink.order_url(),
+            tracing::info!(cert_name = %run.cert.name, ca = %ca,
+                order_url = sink.order_url().as_deref(),
                 "stopping for shutdown; the pending order is saved and will be resumed");
             return Attempted::Interrupted;
         }
@@ -227,7 +228,7 @@ async fn attempt_with_permit(run: &Run<'_>, rt: &Arc<CaRuntime>, access: &Access
                 );
             }
             tracing::warn!(cert_name = %run.cert.name, ca = %ca, step = %setback.step,
-                order_url = ?sink.order_url(), http_status = e.http_status(),
+                order_url = sink.order_url().as_deref(), http_status = e.http_status(),
                 problem_type = e.problem_type(), class = %setback.class,
                 "order failed: {}", setback.message);
             if let Some(order_url) = sink.order_url()

@@ -58,18 +58,17 @@ pub(crate) fn after(now: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc>
 /// Reads the gate at `now`, moving an open circuit whose cool-down has ended to half-open.
 /// Returns the gate and whether the state changed (to persist and announce).
 pub(crate) fn gate(h: &mut CaHealth, now: DateTime<Utc>) -> (CircuitGate, bool) {
-    match h.circuit {
-        CircuitState::Closed => (CircuitGate::Closed, false),
-        CircuitState::HalfOpen => (CircuitGate::HalfOpen, false),
-        CircuitState::Open => match h.open_until {
-            Some(until) if until > now => (CircuitGate::Open(Some(until)), false),
-            // The cool-down is over (or was never recorded): one trial may go.
-            _ => {
-                h.circuit = CircuitState::HalfOpen;
-                h.open_until = None;
-                (CircuitGate::HalfOpen, true)
-            }
-        },
+    // The same rule every report reads the stored state with (`CaHealth::effective_circuit`).
+    match (h.circuit, h.effective_circuit(now)) {
+        (_, CircuitState::Closed) => (CircuitGate::Closed, false),
+        (_, CircuitState::Open) => (CircuitGate::Open(h.open_until), false),
+        (CircuitState::HalfOpen, CircuitState::HalfOpen) => (CircuitGate::HalfOpen, false),
+        // The cool-down is over (or was never recorded): one trial may go.
+        (_, CircuitState::HalfOpen) => {
+            h.circuit = CircuitState::HalfOpen;
+            h.open_until = None;
+            (CircuitGate::HalfOpen, true)
+        }
     }
 }
 

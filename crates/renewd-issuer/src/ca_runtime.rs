@@ -86,7 +86,8 @@ impl CaRuntime {
         let mut settings = ClientSettings {
             http: http_settings,
             poll: options.poll.clone(),
-            order_timeout: ca.order_timeout.min(options.order_timeout),
+            // The CA's own limit, as configured (default 10 min): the one the docs promise.
+            order_timeout: ca.order_timeout,
             probe_timeout: breaker.probe_timeout,
             ..ClientSettings::default()
         };
@@ -196,6 +197,30 @@ mod tests {
             at,
             latency: Duration::from_millis(3),
         }
+    }
+
+    #[test]
+    fn each_ca_s_order_timeout_is_its_limit_above_ten_minutes_too() {
+        let text = "state_dir = \"/var/lib/renewd-test\"\n\
+            [[ca]]\nname = \"slow\"\ndirectory = \"http://127.0.0.1:9/dir\"\n\
+            order_timeout = \"45m\"\n\
+            [[ca]]\nname = \"plain\"\ndirectory = \"http://127.0.0.1:9/dir\"\n";
+        let config = Config::from_str(
+            text,
+            std::path::Path::new("/etc/renewd/renewd.toml"),
+            &renewd_config::LoadEnv::default(),
+        )
+        .unwrap();
+        let generation =
+            Generation::build(Arc::new(config), &IssuerOptions::default(), None).unwrap();
+        let limit = |ca: &str| {
+            generation.cas[&CaName::new(ca).unwrap()]
+                .client
+                .settings()
+                .order_timeout
+        };
+        assert_eq!(limit("slow"), Duration::from_secs(45 * 60));
+        assert_eq!(limit("plain"), Duration::from_secs(10 * 60), "the default");
     }
 
     #[tokio::test(start_paused = true)]

@@ -7,6 +7,8 @@ use renewd_core::{CaName, CertName, FailureClass, Urgency};
 use renewd_store::CircuitState;
 use tokio::sync::broadcast;
 
+use crate::pool::JobResult;
+
 /// Where the issuer sends its events. Sending never blocks: a listener that falls behind
 /// loses the oldest events (and can re-read the store).
 pub type EventSender = broadcast::Sender<IssuerEvent>;
@@ -84,6 +86,16 @@ pub enum IssuerEvent {
         urgency: Urgency,
         /// The installed certificate's notAfter, when one is installed.
         not_after: Option<DateTime<Utc>>,
+    },
+    /// A renewal job of [`Issuer::run`](crate::Issuer::run) ended, with its result — sent
+    /// before that job's `WorkDone`, so whoever waits for the `WorkDone` (the daemon's
+    /// control socket) finds it already queued. Carries what the store does not record:
+    /// a deferral, a certificate found renewed by another process, a held lease.
+    JobEnded {
+        /// The certificate.
+        cert: CertName,
+        /// How the job ended.
+        result: JobResult,
     },
     /// A host action (deploy hook, failure hook, served-certificate check) failed.
     HookFailed {

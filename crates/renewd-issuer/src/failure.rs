@@ -81,11 +81,11 @@ pub(crate) async fn record(run: &Run<'_>, setback: &Setback, ca: Option<&CaName>
     if urgency == Urgency::Critical {
         tracing::error!(cert_name = %run.cert.name, ca = ca_label, step = %setback.step,
             class = %setback.class, urgency = %urgency, failure_streak = streak,
-            next_attempt = ?next, "renewal failed at critical urgency: {message}");
+            next_attempt = next.as_deref(), "renewal failed at critical urgency: {message}");
     } else {
         tracing::warn!(cert_name = %run.cert.name, ca = ca_label, step = %setback.step,
             class = %setback.class, urgency = %urgency, failure_streak = streak,
-            next_attempt = ?next, "renewal failed: {message}");
+            next_attempt = next.as_deref(), "renewal failed: {message}");
     }
     let _ = run.inner.events.send(IssuerEvent::Failed {
         cert: run.cert.name.clone(),

@@ -212,9 +212,10 @@ impl HealthBook<'_> {
     }
 
     fn announce(&self, ca: &CaName, state: CircuitState, open_until: Option<DateTime<Utc>>) {
+        let until = open_until.map(|t| t.to_rfc3339());
         match state {
             CircuitState::Open => tracing::warn!(ca = %ca, circuit = "open",
-                open_until = ?open_until.map(|t| t.to_rfc3339()),
+                open_until = until.as_deref(),
                 "circuit opened: no orders go to this CA until the cool-down ends"),
             other => tracing::info!(ca = %ca, circuit = other.as_str(), "circuit changed"),
         }

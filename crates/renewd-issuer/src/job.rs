@@ -176,8 +176,9 @@ impl Run<'_> {
         }
         if job.urgency == Urgency::Critical {
             let not_after = state.installed.as_ref().map(|i| i.not_after);
+            let not_after_text = not_after.map(|t| t.to_rfc3339());
             tracing::error!(cert_name = %self.cert.name, urgency = "critical",
-                not_after = ?not_after.map(|t| t.to_rfc3339()),
+                not_after = not_after_text.as_deref(),
                 "certificate close to expiry: trying every CA");
             let _ = self.inner.events.send(IssuerEvent::ExpiryDanger {
                 cert: self.cert.name.clone(),

@@ -1,11 +1,13 @@
 //! Writing the failure ledger: every ACME request's [`RequestEvent`] becomes a
 //! [`RequestOutcome`] with the CA, account and certificate added ([`LedgerObserver`]), and
 //! local steps (install, deploy hook, challenge setup, abandoned orders) are noted the same
-//! way ([`Ledger::note`]). Each row is then handed to the [`OutcomeHook`] of the
-//! [`IssuerOptions`](crate::IssuerOptions) — by default [`log_outcome`], one structured log
-//! event with the fields the daemon maps to journald (`cert_name`, `ca`, `step`,
-//! `order_url`, `http_status`, `problem_type`, `class`); the daemon's hook also counts it in
-//! its metrics.
+//! way ([`Ledger::note`]). A refused nonce the client sends again at once
+//! ([`RequestEvent::retried`]) is no ledger row: a `badNonce` reaches the ledger only when
+//! it persists. Every outcome, rows and retried ones alike, is then handed to the
+//! [`OutcomeHook`] of the [`IssuerOptions`](crate::IssuerOptions) with its [`OutcomeKind`]
+//! — by default [`log_outcome`], one structured log event with the fields the daemon maps
+//! to journald (`cert_name`, `ca`, `step`, `order_url`, `http_status`, `problem_type`,
+//! `class`); the daemon's hook also counts it in its metrics.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -14,7 +16,7 @@ use renewd_acme::{RequestEvent, RequestObserver};
 use renewd_core::{CaName, CertName, Clock, OutcomeClass, RequestOutcome, Step};
 use renewd_store::StateStore;
 
-use crate::options::OutcomeHook;
+use crate::options::{OutcomeHook, OutcomeKind};
 use crate::pool::Inner;
 
 /// Appends ledger rows for one CA (and one certificate, or none for probes and accounts).
@@ -98,13 +100,13 @@ impl Ledger {
             tracing::error!(ca = %row.ca, step = %row.step, error = %e,
                 "could not append to the failure ledger");
         }
-        (self.hook)(&row);
+        (self.hook)(&row, OutcomeKind::Recorded);
     }
 }
 
-/// The default [`OutcomeHook`]: one log event per ledger row, with every field the row
-/// has — `DEBUG` when it succeeded, `WARN` when it failed.
-pub fn log_outcome(row: &RequestOutcome) {
+/// The default [`OutcomeHook`]: one log event per outcome, with every field the row has —
+/// `DEBUG` when it succeeded or is retried at once, `WARN` when it failed.
+pub fn log_outcome(row: &RequestOutcome, kind: OutcomeKind) {
     let cert_name = row.cert.as_ref().map(CertName::as_str);
     let latency_ms = u64::try_from(row.latency.as_millis()).unwrap_or(u64::MAX);
     let detail = row.detail.as_deref().unwrap_or("");
@@ -118,6 +120,10 @@ pub fn log_outcome(row: &RequestOutcome) {
         };
     }
     match row.class {
+        _ if kind == OutcomeKind::Retried => row_event!(
+            tracing::Level::DEBUG,
+            "ACME request refused; retried at once"
+        ),
         OutcomeClass::Ok => row_event!(tracing::Level::DEBUG, "ACME request"),
         OutcomeClass::Local => row_event!(tracing::Level::WARN, "local step failed"),
         _ => row_event!(tracing::Level::WARN, "ACME request failed"),
@@ -130,7 +136,7 @@ struct LedgerObserver(Ledger);
 impl RequestObserver for LedgerObserver {
     fn observe(&self, event: RequestEvent) {
         let ledger = &self.0;
-        ledger.append(RequestOutcome {
+        let row = RequestOutcome {
             time: ledger.clock.now(),
             ca: ledger.ca.clone(),
             account: ledger.account(),
@@ -142,6 +148,11 @@ impl RequestObserver for LedgerObserver {
             latency: event.latency,
             order_url: event.order_url,
             detail: event.detail,
-        });
+        };
+        if event.retried {
+            (ledger.hook)(&row, OutcomeKind::Retried);
+        } else {
+            ledger.append(row);
+        }
     }
 }

@@ -25,23 +25,33 @@
 //!   `success` (verify, install, state, deploy), `failure` (back-off, failure hooks),
 //!   `deferral` (waiting on a CA's trial, cool-down or rate limit without a failure),
 //!   `ari_check` (renewal windows), `pending` (pending orders in the store), `lease`
-//!   (one job per certificate, across processes), `ledger` (one row per request, each
-//!   also handed to the [`OutcomeHook`] of the [`IssuerOptions`]; by default
+//!   (one job per certificate, across processes), `ledger` (one row per request — a
+//!   refused nonce the client retries at once is none — each also handed to the
+//!   [`OutcomeHook`] of the [`IssuerOptions`], retried nonces too; by default
 //!   [`log_outcome`]).
 //! - [`IssuerEvent`]s on a broadcast channel tell the daemon about circuits, renewals,
-//!   failures, expiry danger and failed hooks.
+//!   failures, expiry danger, failed hooks and how each job of the pool ended.
 //!
 //! # The failure policy
 //!
 //! Every failure arrives classified ([`FailureClass`](renewd_core::FailureClass), computed
 //! in `renewd-acme`). `ca_unavailable` counts against the CA's circuit and keeps the
-//! pending order for the next attempt; a pending order is given up only when the CA says it
-//! can never complete, or by a critical job that fails over (just before ordering
-//! elsewhere — never merely because its CA's trial is busy or the CA rate-limited renewd
-//! for a short while: then it waits); below critical urgency a job never moves on from a
-//! CA where its order may still complete; `rate_limited` blocks the CA until its `Retry-After`;
-//! a persistent `bad_nonce` is retried later at the same CA; a CA-specific refusal moves
-//! on to the next CA at any urgency; validation failures and local failures back off
+//! pending order for the next attempt. A pending order is given up (just before ordering
+//! elsewhere) only when the CA says it can never complete, or by a job that fails over:
+//! - a critical job, after a failed attempt at the order's CA, or at the start of the job
+//!   when that CA cannot take it now and the wait is not short — never merely because its
+//!   CA's trial is busy or the CA rate-limits renewd for at most 30 more minutes: then it
+//!   waits;
+//! - an urgent job, once that order's CA circuit is open (the breaker has judged the CA
+//!   down): at the start of the job when the circuit is already open, or after a failed
+//!   attempt there that opened it; while the CA is only rate-limiting renewd or its trial
+//!   is busy, the urgent job waits (deferred);
+//! - a normal job never: it waits for the order's CA (deferred), and after a failure there
+//!   it does not move on.
+//!
+//! `rate_limited` blocks the CA until its `Retry-After`; a persistent `bad_nonce` is
+//! retried later at the same CA; a CA-specific refusal moves on to the next CA at any
+//! urgency; validation failures and local failures back off
 //! without failover and are never blamed on the CA. A job whose CAs cannot take an order
 //! yet (another job's half-open trial, open circuits, rate limits) is deferred, not failed.
 //!
@@ -78,7 +88,7 @@ pub use error::IssuerError;
 pub use events::{EventSender, HookKind, IssuerEvent, event_channel};
 pub use host::{Deployment, FailureNotice, HostActions, NoHostActions, ServedCheck};
 pub use ledger::log_outcome;
-pub use options::{IssuerOptions, OutcomeHook};
+pub use options::{IssuerOptions, OutcomeHook, OutcomeKind};
 pub use pool::{Issuer, IssuerParts, JobResult, Solvers};
 
 #[doc(no_inline)]

@@ -8,21 +8,30 @@ use renewd_acme::PollPolicy;
 use renewd_core::RequestOutcome;
 use renewd_store::DEFAULT_LEASE_TTL;
 
-/// Called with every ledger row right after it is appended (ACME requests, probes and
-/// local steps alike): the daemon's way to follow each request outcome (metrics, logs)
-/// without reading the ledger back. It runs on the job's task, so it must be quick and
-/// must not block.
-pub type OutcomeHook = Arc<dyn Fn(&RequestOutcome) + Send + Sync>;
+/// Called with every request outcome: each ledger row right after it is appended (ACME
+/// requests, probes and local steps alike, [`OutcomeKind::Recorded`]), and each refused
+/// nonce the ACME client sent again at once ([`OutcomeKind::Retried`], not a ledger row).
+/// The daemon's way to follow every request (metrics, logs) without reading the ledger
+/// back. It runs on the job's task, so it must be quick and must not block.
+pub type OutcomeHook = Arc<dyn Fn(&RequestOutcome, OutcomeKind) + Send + Sync>;
+
+/// Whether an outcome handed to the [`OutcomeHook`] is a ledger row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OutcomeKind {
+    /// Appended to the ledger.
+    Recorded,
+    /// A `badNonce` answer the client retried at once with the fresh nonce it carried. Not
+    /// a ledger row (DESIGN.md: a `badNonce` reaches the ledger only when it persists — the
+    /// last refusal, when the retries ran out, is [`Recorded`](OutcomeKind::Recorded)),
+    /// but still a request the CA answered.
+    Retried,
+}
 
 /// Settings of the issuer beyond the config file (defaults suit production; tests shorten
-/// the waits).
+/// the waits). The limit on one order is the config's: each `[[ca]] order_timeout`.
 #[derive(Clone)]
 pub struct IssuerOptions {
-    /// The limit on finishing one order once it exists (authorizations, finalize with
-    /// recovery, download). When it passes, the attempt fails `ca_unavailable` and the
-    /// pending order is kept for the next attempt. A CA's `order_timeout` in the config
-    /// may shorten it (the shorter of the two applies).
-    pub order_timeout: Duration,
     /// How the ACME client polls authorizations and orders.
     pub poll: PollPolicy,
     /// How long a certificate's lease lives without a heartbeat (the heartbeat runs at a
@@ -34,8 +43,9 @@ pub struct IssuerOptions {
     pub clock_skew: Duration,
     /// The `User-Agent` sent to CAs (`None`: `renewd/VERSION`).
     pub user_agent: Option<String>,
-    /// What happens with each ledger row besides the append. Default: [`log_outcome`]
-    /// (one log event per row); a hook that replaces it should log too.
+    /// What happens with each request outcome besides the ledger's append (see
+    /// [`OutcomeHook`]). Default: [`log_outcome`] (one log event per outcome); a hook that
+    /// replaces it should log too.
     ///
     /// [`log_outcome`]: crate::log_outcome
     pub on_outcome: OutcomeHook,
@@ -44,7 +54,6 @@ pub struct IssuerOptions {
 impl fmt::Debug for IssuerOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IssuerOptions")
-            .field("order_timeout", &self.order_timeout)
             .field("poll", &self.poll)
             .field("lease_ttl", &self.lease_ttl)
             .field("busy_retry", &self.busy_retry)
@@ -57,7 +66,6 @@ impl fmt::Debug for IssuerOptions {
 impl Default for IssuerOptions {
     fn default() -> Self {
         IssuerOptions {
-            order_timeout: Duration::from_secs(600),
             poll: PollPolicy::default(),
             lease_ttl: DEFAULT_LEASE_TTL,
             busy_retry: Duration::from_secs(60),

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ca_runtime::Generation;
 use crate::error::IssuerError;
-use crate::events::EventSender;
+use crate::events::{EventSender, IssuerEvent};
 use crate::health::TrialSlots;
 use crate::host::HostActions;
 use crate::lease::BusySet;
@@ -159,7 +159,11 @@ impl Inner {
     async fn work(self: &Arc<Self>, work: Work, soft: &CancellationToken) {
         match work {
             Work::Renew(job) => {
-                crate::job::renew(self, &job, soft).await;
+                let result = crate::job::renew(self, &job, soft).await;
+                let _ = self.events.send(IssuerEvent::JobEnded {
+                    cert: job.cert.clone(),
+                    result,
+                });
             }
             Work::AriCheck(cert) => crate::ari_check::check(self, &cert).await,
             other => tracing::warn!(work = ?other, "unknown work; ignored"),

@@ -1,8 +1,10 @@
 //! After the CA issued: verify and install (the old set stays live when anything fails
 //! before the swap), record the new certificate in the store, then deploy and check what
 //! the servers present. A certificate that fails verification is never installed: the
-//! ledger says so (step `install`) and the job goes on as after a failed attempt. A local
-//! install failure keeps the pending order, so the next attempt downloads it again instead
+//! ledger says so (step `install`), the order is dropped and the job goes on as after a
+//! failed attempt. A new order's bad certificate counts against the CA's circuit; a resumed
+//! order's does not (it may predate a config change: a `local` failure, never blamed on the
+//! CA). A local install failure keeps the pending order, so the next attempt downloads it again instead
 //! of ordering a new one; so does a certificate that is not valid yet (or expired) by our
 //! clock — the clock is the suspect, and the next attempt comes soon.
 
@@ -62,7 +64,11 @@ pub(crate) async fn finish(
                 latency,
             });
             if matches!(e, StoreError::Verify(_)) {
-                run.book().record(ca, Verdict::Failure);
+                // Only the CA's own bad answer counts against it; a resumed order's
+                // certificate that no longer fits is local, never blamed on the CA.
+                if class == FailureClass::CaUnavailable {
+                    run.book().record(ca, Verdict::Failure);
+                }
                 if let Ok(Some(p)) = run.stored_pending()
                     && p.order_url == order_url
                 {

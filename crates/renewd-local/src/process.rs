@@ -151,7 +151,7 @@ impl HookRunner {
         let group = ProcessGroup::of(child.id());
         let stdout = Collector::start(child.stdout.take());
         let stderr = Collector::start(child.stderr.take());
-        tracing::debug!(hook = %command, pid = ?child.id(), "hook started");
+        tracing::debug!(hook = %command, pid = child.id(), "hook started");
 
         let (status, timed_out) = match tokio::time::timeout(limit, child.wait()).await {
             Ok(status) => (status.map_err(spawn_failed)?, false),

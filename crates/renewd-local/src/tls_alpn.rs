@@ -154,7 +154,7 @@ async fn handshake(
             match accepted {
                 Ok(Ok(tls)) => {
                     let sni = tls.get_ref().1.server_name().map(str::to_string);
-                    tracing::debug!(%peer, ?sni, "tls-alpn-01 handshake answered");
+                    tracing::debug!(%peer, sni = sni.as_deref(), "tls-alpn-01 handshake answered");
                 }
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tls-alpn-01 handshake refused"),
                 Err(_) => tracing::debug!(%peer, "tls-alpn-01 handshake timed out"),

@@ -104,7 +104,7 @@ impl Scheduler {
             }
             SchedulerCommand::Rescan(cert, scan) => {
                 let Some(slot) = self.agenda.slot_of(&cert) else {
-                    debug!(%cert, "rescan of a certificate not configured");
+                    debug!(cert_name = %cert, "rescan of a certificate not configured");
                     return;
                 };
                 self.agenda.entry_mut(slot).disk = Disk::from_scan(&scan);
@@ -128,12 +128,14 @@ impl Scheduler {
 
     fn work_done(&mut self, done: WorkDone, now: DateTime<Utc>) {
         let Some(slot) = self.agenda.slot_of(&done.cert) else {
-            debug!(cert = %done.cert, "work ended for a certificate no longer configured");
+            debug!(cert_name = %done.cert, "work ended for a certificate no longer configured");
             return;
         };
         match self.agenda.finish(slot) {
             None => return,
-            Some(false) => warn!(cert = %done.cert, "work ended for a certificate not in flight"),
+            Some(false) => {
+                warn!(cert_name = %done.cert, "work ended for a certificate not in flight")
+            }
             Some(true) => {}
         }
         self.refresh(slot, now, Some(done.was_renewal));
@@ -143,8 +145,8 @@ impl Scheduler {
         }
         self.agenda.place(slot, now);
         if tracing::enabled!(tracing::Level::DEBUG) {
-            let next = self.agenda.decision(slot, now).explain(now);
-            debug!(cert = %done.cert, %next, "work ended");
+            let why = self.agenda.decision(slot, now).explain(now);
+            debug!(cert_name = %done.cert, %why, "work ended");
         }
     }
 
@@ -322,13 +324,13 @@ impl Scheduler {
             let renewal = matches!(work, Work::Renew(_));
             match &work {
                 Work::Renew(job) => info!(
-                    cert = %job.cert,
+                    cert_name = %job.cert,
                     reason = %job.reason,
                     urgency = %job.urgency,
                     why = %decision.explain(now),
                     "dispatching renewal"
                 ),
-                other => debug!(cert = %other.cert(), "dispatching ARI check"),
+                other => debug!(cert_name = %other.cert(), "dispatching ARI check"),
             }
             self.agenda.start(slot, renewal, now);
             permit.send(work);

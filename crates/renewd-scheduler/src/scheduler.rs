@@ -145,7 +145,7 @@ impl Scheduler {
         now: DateTime<Utc>,
     ) -> Slot {
         if let Some(slot) = self.agenda.slot_of(&plan.name) {
-            warn!(cert = %plan.name, "certificate planned twice; the later plan wins");
+            warn!(cert_name = %plan.name, "certificate planned twice; the later plan wins");
             self.agenda.set_plan(slot, plan);
             self.agenda.entry_mut(slot).disk = disk;
             self.refresh(slot, now, None);
@@ -160,7 +160,7 @@ impl Scheduler {
                 (view, serial_of(&state), false)
             }
             Err(error) => {
-                warn!(cert = %plan.name, %error, "reading the certificate's state failed");
+                warn!(cert_name = %plan.name, %error, "reading the certificate's state failed");
                 let mut view =
                     CertView::from_disk(&disk, &CertState::new(plan.name.clone()), self.ari_epoch);
                 view.hold = Some(unreadable(now));
@@ -184,7 +184,7 @@ impl Scheduler {
         let state = match state {
             Ok(state) => state.unwrap_or_else(|| CertState::new(name.clone())),
             Err(error) => {
-                warn!(cert = %name, %error, "reading the certificate's state failed; holding it back");
+                warn!(cert_name = %name, %error, "reading the certificate's state failed; holding it back");
                 e.view.hold = Some(unreadable(now));
                 e.stale = true;
                 return;
@@ -207,7 +207,7 @@ impl Scheduler {
             .filter(|h| h.reason == HoldReason::NoBackoffRecorded && h.until > now);
         match done {
             Some(true) if !installed_now && view.next_attempt.is_none_or(|t| t <= now) => {
-                warn!(cert = %name, "a renewal ended without a new certificate or a back-off in the store; pausing");
+                warn!(cert_name = %name, "a renewal ended without a new certificate or a back-off in the store; pausing");
                 view.hold = Some(Hold {
                     until: now + MISSING_BACKOFF_PAUSE,
                     reason: HoldReason::NoBackoffRecorded,

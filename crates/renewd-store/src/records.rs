@@ -32,6 +32,19 @@ impl CircuitState {
             CircuitState::HalfOpen => "half_open",
         }
     }
+
+    /// The state in effect at `now` of a circuit stored as `self` with `open_until`: an
+    /// open circuit whose cool-down has ended (or has no recorded end) is half-open. The
+    /// store keeps `open` until the next job that considers the CA makes the move; every
+    /// report (`renewd ca`, the metrics, `STATUS=`) and the breaker itself read the state
+    /// through this one rule, so they agree in the meantime.
+    pub fn effective(self, open_until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Self {
+        match (self, open_until) {
+            (CircuitState::Open, Some(until)) if until > now => CircuitState::Open,
+            (CircuitState::Open, _) => CircuitState::HalfOpen,
+            (other, _) => other,
+        }
+    }
 }
 
 impl fmt::Display for CircuitState {
@@ -82,6 +95,18 @@ pub struct CaHealth {
 }
 
 impl CaHealth {
+    /// The circuit in effect at `now` ([`CircuitState::effective`]).
+    pub fn effective_circuit(&self, now: DateTime<Utc>) -> CircuitState {
+        self.circuit.effective(self.open_until, now)
+    }
+
+    /// When the cool-down ends, while the circuit is in effect open at `now`.
+    pub fn effective_open_until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        (self.effective_circuit(now) == CircuitState::Open)
+            .then_some(self.open_until)
+            .flatten()
+    }
+
     /// A CA never seen before: circuit closed, nothing probed.
     pub fn new(ca: CaName) -> Self {
         Self {
@@ -359,4 +384,34 @@ pub struct StatusSnapshot {
     pub leases: Vec<Lease>,
     /// Rows in the ledger.
     pub ledger_rows: u64,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+
+    #[test]
+    fn an_open_circuit_past_its_cool_down_is_half_open_in_effect() {
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let mut h = CaHealth::new(CaName::new("zerossl").unwrap());
+        assert_eq!(h.effective_circuit(now), CircuitState::Closed);
+        h.circuit = CircuitState::Open;
+        h.open_until = Some(now + TimeDelta::seconds(1));
+        assert_eq!(h.effective_circuit(now), CircuitState::Open);
+        assert_eq!(h.effective_open_until(now), h.open_until);
+        for ended in [Some(now), Some(now - TimeDelta::hours(1)), None] {
+            h.open_until = ended;
+            assert_eq!(
+                h.effective_circuit(now),
+                CircuitState::HalfOpen,
+                "{ended:?}"
+            );
+            assert_eq!(h.effective_open_until(now), None);
+        }
+        h.circuit = CircuitState::HalfOpen;
+        assert_eq!(h.effective_circuit(now), CircuitState::HalfOpen);
+    }
 }

@@ -7,8 +7,14 @@
 //! `logging`). In human and JSON output an alarm is an `ERROR` line whose target is
 //! `renewd::alarm` and whose `alarm` field says which alarm it is.
 //!
-//! The engine calls [`log_expiry_danger`] when a certificate's urgency is critical and an
-//! attempt failed; it also bumps a metric and runs the failure hooks.
+//! When it is raised: each time a renewal job starts at critical urgency (the first
+//! critical attempt and every retry), the issuer sends `IssuerEvent::ExpiryDanger` and the
+//! daemon's bridge calls [`log_expiry_danger`] with the certificate's last stored error (or
+//! `renewing at critical urgency with every CA` when none is stored). The alarm is only
+//! this log event: the bridge sets the `renewd_certificate_expiry_danger` gauge on its own
+//! (from the urgency, at start and after each job too), and the failure hooks are the
+//! issuer's, run after a failed attempt. A `renewd renew` pass without a daemon calls it
+//! too, when a renewal it ran at critical urgency failed (with that attempt's error).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use renewd_core::{CertName, Urgency};

@@ -25,6 +25,7 @@
 //! In JSON lines they are top-level keys, spelled as here.
 
 use renewd_core::RequestOutcome;
+use renewd_issuer::OutcomeKind;
 
 /// The certificate an event is about ([`CertName`](renewd_core::CertName)). Journal: `CERT_NAME`.
 pub const CERT_NAME: &str = "cert_name";
@@ -51,8 +52,39 @@ pub const NOT_AFTER: &str = "not_after";
 pub const REMAINING_SECONDS: &str = "remaining_seconds";
 /// What kind of alarm an alarm event is (`expiry_danger`). Journal: `ALARM`.
 pub const ALARM: &str = "alarm";
+/// Why a renewal runs ([`RenewalReason`](renewd_core::RenewalReason) label). Journal:
+/// `REASON`.
+pub const REASON: &str = "reason";
+/// The scheduler's explanation of a certificate's next deadline. Journal: `WHY`.
+pub const WHY: &str = "why";
+/// A certificate's serial, lower-case hex. Journal: `SERIAL`.
+pub const SERIAL: &str = "serial";
+/// Failed renewals in a row. Journal: `FAILURE_STREAK`.
+pub const FAILURE_STREAK: &str = "failure_streak";
+/// When a certificate is tried next, RFC 3339. Journal: `NEXT_ATTEMPT`.
+pub const NEXT_ATTEMPT: &str = "next_attempt";
+/// A circuit state (`closed`, `open`, `half_open`). Journal: `CIRCUIT`.
+pub const CIRCUIT: &str = "circuit";
+/// When an open circuit's cool-down ends, RFC 3339. Journal: `OPEN_UNTIL`.
+pub const OPEN_UNTIL: &str = "open_until";
+/// When a rate-limit block ends, RFC 3339. Journal: `UNTIL`.
+pub const UNTIL: &str = "until";
+/// An ARI window's start, RFC 3339. Journal: `WINDOW_START`.
+pub const WINDOW_START: &str = "window_start";
+/// An ARI window's end, RFC 3339. Journal: `WINDOW_END`.
+pub const WINDOW_END: &str = "window_end";
+/// When the CA is asked for renewal information next, RFC 3339. Journal: `NEXT_CHECK`.
+pub const NEXT_CHECK: &str = "next_check";
+/// The CA's explanation URL of an ARI window. Journal: `EXPLANATION_URL`.
+pub const EXPLANATION_URL: &str = "explanation_url";
+/// Whether a new order names the certificate it replaces (ARI). Journal: `REPLACES`.
+pub const REPLACES: &str = "replaces";
+/// An error, in one line. Journal: `ERROR`.
+pub const ERROR: &str = "error";
+/// A ledger row's detail. Journal: `DETAIL`.
+pub const DETAIL: &str = "detail";
 
-/// Every field name above, for tests and documentation.
+/// Every field name above, for tests and documentation: the fields to filter on.
 pub const ALL: &[&str] = &[
     CERT_NAME,
     CA,
@@ -66,6 +98,65 @@ pub const ALL: &[&str] = &[
     NOT_AFTER,
     REMAINING_SECONDS,
     ALARM,
+    REASON,
+    WHY,
+    SERIAL,
+    FAILURE_STREAK,
+    NEXT_ATTEMPT,
+    CIRCUIT,
+    OPEN_UNTIL,
+    UNTIL,
+    WINDOW_START,
+    WINDOW_END,
+    NEXT_CHECK,
+    EXPLANATION_URL,
+    REPLACES,
+    ERROR,
+    DETAIL,
+];
+
+/// The other field names renewd's events carry: context of one kind of message (a hook's
+/// `pid`, a responder's `addrs`, a request's `url`), not meant to be filtered on across
+/// messages. Together with [`ALL`], every name an event of renewd's crates may have — a
+/// test runs the engine and checks it.
+pub const INCIDENTAL: &[&str] = &[
+    "account_url",
+    "added",
+    "addr",
+    "addrs",
+    "attempt",
+    "attempts",
+    "certs",
+    "challenge",
+    "changed",
+    "duration",
+    "event",
+    "force",
+    "holder_host",
+    "holder_pid",
+    "hook",
+    "identifier",
+    "ignored",
+    "limit",
+    "local",
+    "only_ca",
+    "path",
+    "peer",
+    "period",
+    "pgid",
+    "pid",
+    "previous_pid",
+    "queued",
+    "removed",
+    "report",
+    "sent",
+    "signal",
+    "sni",
+    "token",
+    "url",
+    "version",
+    "waiting",
+    "work",
 ];
 
 /// `SYSLOG_IDENTIFIER=` of every journal entry (`journalctl -t renewd`).
@@ -88,12 +179,22 @@ pub fn journal_name(field: &str) -> String {
 }
 
 /// Logs one ACME request outcome with every field the ledger has: `debug` when it
-/// succeeded, `warn` when it failed. The engine calls this where it appends to the ledger.
-pub fn log_request_outcome(o: &RequestOutcome) {
+/// succeeded or is a refused nonce the client retried at once (no ledger row), `warn` when
+/// it failed. The engine calls this for every outcome the issuer hands over.
+pub fn log_request_outcome(o: &RequestOutcome, kind: OutcomeKind) {
     let cert = o.cert.as_ref().map(|c| c.as_str());
     let latency_ms = u64::try_from(o.latency.as_millis()).unwrap_or(u64::MAX);
     let detail = o.detail.as_deref().unwrap_or("");
-    if o.class == renewd_core::OutcomeClass::Ok {
+    if kind == OutcomeKind::Retried {
+        tracing::event!(
+            tracing::Level::DEBUG,
+            { CA } = %o.ca, { CERT_NAME } = cert, { STEP } = %o.step,
+            { HTTP_STATUS } = o.http_status, { PROBLEM_TYPE } = o.problem_type.as_deref(),
+            { CLASS } = %o.class, { LATENCY_MS } = latency_ms,
+            { ORDER_URL } = o.order_url.as_deref(),
+            "{} at {}: nonce refused, sent again with the fresh one", o.step, o.ca
+        );
+    } else if o.class == renewd_core::OutcomeClass::Ok {
         tracing::event!(
             tracing::Level::DEBUG,
             { CA } = %o.ca, { CERT_NAME } = cert, { STEP } = %o.step,
@@ -138,11 +239,12 @@ mod tests {
             order_url: Some("https://ca.test/order/1".into()),
             detail: Some("504 Gateway Time-out".into()),
         };
-        let failed = capture(|| log_request_outcome(&o));
+        let failed = capture(|| log_request_outcome(&o, OutcomeKind::Recorded));
+        let retried = capture(|| log_request_outcome(&o, OutcomeKind::Retried));
         o.class = OutcomeClass::Ok;
         o.cert = None;
         o.problem_type = None;
-        let ok = capture(|| log_request_outcome(&o));
+        let ok = capture(|| log_request_outcome(&o, OutcomeKind::Recorded));
 
         let e = &failed[0];
         assert_eq!(e.level, Level::WARN);
@@ -161,6 +263,13 @@ mod tests {
             e.field("message"),
             Some("finalize at zerossl failed (ca_unavailable): 504 Gateway Time-out")
         );
+        let e = &retried[0];
+        assert_eq!(
+            e.level,
+            Level::DEBUG,
+            "a nonce retried at once is no failure"
+        );
+        assert_eq!(e.field(CLASS), Some("ca_unavailable"));
         let e = &ok[0];
         assert_eq!(e.level, Level::DEBUG);
         assert_eq!(e.field(CERT_NAME), None, "absent values are not recorded");
@@ -181,9 +290,16 @@ mod tests {
             );
             assert_eq!(journal_name(f), f.to_ascii_uppercase());
         }
-        let mut unique = ALL.to_vec();
+        let mut unique = [ALL, INCIDENTAL].concat();
         unique.sort_unstable();
         unique.dedup();
-        assert_eq!(unique.len(), ALL.len());
+        assert_eq!(unique.len(), ALL.len() + INCIDENTAL.len());
+        for f in INCIDENTAL {
+            assert_eq!(journal_name(f), f.to_ascii_uppercase());
+        }
     }
 }
+
+#[cfg(test)]
+#[path = "log_fields_tests.rs"]
+mod emitted;

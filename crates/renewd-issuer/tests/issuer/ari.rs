@@ -1,6 +1,7 @@
 //! ARI checks: the window of the installed certificate is asked of the CA that issued it,
-//! and the next check honours `Retry-After` (clamped), backs off after CA failures and
-//! waits about 6 hours after other errors.
+//! and the next check honours `Retry-After` (clamped, on answers and errors alike), backs
+//! off after CA failures and waits about 6 hours after other errors. A rate limit blocks
+//! the CA; a blocked CA or an open circuit gets no check until it may be asked again.
 
 use std::time::Duration;
 
@@ -200,4 +201,103 @@ async fn a_certificate_ari_cannot_be_asked_about_is_marked_not_offered() {
         (ari.next_check, ari.not_offered_at),
         (Some(lab.now()), None)
     );
+}
+
+/// A lab with `www` installed from A and its first window known.
+async fn checked_once() -> (Lab, renewd_issuer::Issuer) {
+    let lab = lab()
+        .ca("a", TestCa::builder())
+        .cert("www", &["a"])
+        .start()
+        .await;
+    let issuer = lab.issuer();
+    assert!(renew(&issuer, "www", Urgency::Normal).await.is_renewed());
+    issuer.check_renewal_info(&name("www")).await;
+    assert!(lab.state("www").ari.window_start.is_some());
+    (lab, issuer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_on_renewal_info_blocks_the_ca_and_the_next_check_waits_for_it() {
+    let (lab, issuer) = checked_once().await;
+    lab.testca("a")
+        .set_fault_plan(FaultPlan::new().rule(
+            Endpoint::RenewalInfo,
+            Fault::rate_limited(Duration::from_secs(2 * 3600)).times(1),
+        ))
+        .unwrap();
+    issuer.check_renewal_info(&name("www")).await;
+    let end = lab.now() + TimeDelta::hours(2);
+    assert_eq!(lab.health("a").blocked_until, Some(end), "the whole CA");
+    assert_eq!(lab.state("www").ari.next_check, Some(end));
+    // Nothing goes to A meanwhile: not the next check, not an order.
+    let asked = lab.counts("a").requests_to(Endpoint::RenewalInfo);
+    lab.clock.advance(TimeDelta::hours(1));
+    issuer.check_renewal_info(&name("www")).await;
+    assert_eq!(lab.counts("a").requests_to(Endpoint::RenewalInfo), asked);
+    assert_eq!(lab.state("www").ari.next_check, Some(end));
+    let result = renew(&issuer, "www", Urgency::Normal).await;
+    assert!(
+        matches!(result, renewd_issuer::JobResult::Deferred { until, .. } if until == end),
+        "{result:?}"
+    );
+    // Once it ends, A is asked again.
+    lab.clock.set(end);
+    issuer.check_renewal_info(&name("www")).await;
+    assert_eq!(
+        lab.counts("a").requests_to(Endpoint::RenewalInfo),
+        asked + 1
+    );
+    assert_eq!(
+        lab.state("www").ari.next_check,
+        Some(lab.now() + TimeDelta::hours(6))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_check_goes_to_a_ca_whose_circuit_is_open() {
+    let (lab, issuer) = checked_once().await;
+    let until = lab.now() + TimeDelta::minutes(8);
+    lab.store
+        .update_ca_health(&ca_name("a"), &mut |h| {
+            h.circuit = renewd_store::CircuitState::Open;
+            h.open_until = Some(until);
+        })
+        .unwrap();
+    let asked = lab.counts("a").requests_to(Endpoint::RenewalInfo);
+    issuer.check_renewal_info(&name("www")).await;
+    assert_eq!(lab.counts("a").requests_to(Endpoint::RenewalInfo), asked);
+    assert_eq!(lab.state("www").ari.next_check, Some(until));
+    // The cool-down over, the check goes (it does not move the circuit).
+    lab.clock.set(until);
+    issuer.check_renewal_info(&name("www")).await;
+    assert_eq!(
+        lab.counts("a").requests_to(Endpoint::RenewalInfo),
+        asked + 1
+    );
+    assert_eq!(lab.health("a").circuit, renewd_store::CircuitState::Open);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_on_a_failed_check_is_honoured_within_a_day() {
+    let (lab, issuer) = checked_once().await;
+    for (status, retry_after, expected) in [
+        (503, Duration::from_secs(12 * 3600), TimeDelta::hours(12)),
+        (503, Duration::from_secs(5), TimeDelta::minutes(1)),
+        (404, Duration::from_secs(3 * 86_400), TimeDelta::days(1)),
+    ] {
+        lab.testca("a")
+            .set_fault_plan(FaultPlan::new().rule(
+                Endpoint::RenewalInfo,
+                Fault::status(status).retry_after(retry_after).times(1),
+            ))
+            .unwrap();
+        issuer.check_renewal_info(&name("www")).await;
+        assert_eq!(
+            lab.state("www").ari.next_check,
+            Some(lab.now() + expected),
+            "{status} with Retry-After {retry_after:?}"
+        );
+    }
+    assert_eq!(lab.health("a").blocked_until, None);
 }

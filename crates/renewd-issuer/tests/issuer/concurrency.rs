@@ -157,3 +157,57 @@ async fn a_job_dispatched_before_another_process_renewed_orders_nothing() {
     assert!(run(&issuer, vec![forced]).await.remove(0).is_renewed());
     assert_eq!(lab.counts("a").orders_created, orders + 2);
 }
+
+/// The pool tells how each job ended (`JobEnded`) before its `WorkDone`: the daemon's
+/// control socket answers a `renew` with it (a held lease, a deferral, a renewal by
+/// another process leave no trace in the store to read back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_reports_how_each_job_ended_before_its_work_done() {
+    use renewd_core::Work;
+    use renewd_issuer::IssuerEvent;
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
+    let lab = lab()
+        .ca("a", TestCa::builder())
+        .cert("www", &["a"])
+        .start()
+        .await;
+    let lease = lab
+        .store
+        .acquire_lease(
+            &name("www"),
+            &LeaseHolder::this_process(),
+            Duration::from_secs(600),
+        )
+        .unwrap()
+        .acquired()
+        .unwrap();
+    let mut events = lab.events();
+    let issuer = lab.issuer();
+    let (work_tx, work_rx) = mpsc::channel(1);
+    let (done_tx, mut done_rx) = mpsc::channel(1);
+    let shutdown = CancellationToken::new();
+    let pool = tokio::spawn({
+        let (issuer, shutdown) = (issuer.clone(), shutdown.clone());
+        async move { issuer.run(shutdown, work_rx, done_tx).await }
+    });
+    work_tx
+        .send(Work::Renew(job("www", Urgency::Normal)))
+        .await
+        .unwrap();
+    let done = done_rx.recv().await.unwrap();
+    assert_eq!(done.cert, name("www"));
+    // Already queued when the WorkDone came: no waiting.
+    let ended: Vec<_> = events_of(&mut events)
+        .into_iter()
+        .filter_map(|e| match e {
+            IssuerEvent::JobEnded { cert, result } => Some((cert, result)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended, [(name("www"), JobResult::Busy)]);
+    shutdown.cancel();
+    pool.await.unwrap();
+    lab.store.release_lease(&lease).unwrap();
+}

@@ -190,3 +190,23 @@ async fn a_clock_running_behind_keeps_the_order_and_installs_once_it_is_right() 
     assert_eq!((a.orders_created, a.certificates_issued), (1, 1));
     assert_eq!(lab.state("www").pending, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ca_s_order_timeout_is_the_limit_even_when_longer_than_the_default() {
+    // The order stays `processing` for 2.5 s: longer than the lab's usual 1.2 s limit, well
+    // within this CA's configured 20 s. One attempt, one order, no failure.
+    let a = TestCa::builder().fault_plan(FaultPlan::new().rule(
+        Endpoint::Finalize,
+        Fault::processing_for(std::time::Duration::from_millis(2500)),
+    ));
+    let lab = lab()
+        .ca_with("a", a, "order_timeout = \"20s\"\n")
+        .cert("www", &["a"])
+        .start()
+        .await;
+    let result = renew(&lab.issuer(), "www", Urgency::Normal).await;
+    assert!(result.is_renewed(), "{result:?}");
+    let a = lab.counts("a");
+    assert_eq!((a.orders_created, a.certificates_issued), (1, 1));
+    assert_eq!(lab.health("a").consecutive_failures, 0);
+}

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use renewd_acme::{BoxError, BoxFuture, ChallengeAnswer, ChallengeSolver};
 use renewd_core::{FailureClass, OutcomeClass, RequestOutcome, Step, Urgency};
-use renewd_issuer::{Issuer, JobResult};
+use renewd_issuer::{Issuer, JobResult, OutcomeKind};
 use renewd_store::CircuitState;
-use renewd_testca::TestCa;
+use renewd_testca::{Endpoint, Fault, FaultPlan, TestCa};
 
 use crate::support::*;
 
@@ -147,7 +147,8 @@ async fn the_outcome_hook_sees_every_row_as_it_is_appended() {
     let seen: Arc<Mutex<Vec<RequestOutcome>>> = Arc::default();
     let mut parts = lab_parts(&lab);
     let sink = seen.clone();
-    parts.options.on_outcome = Arc::new(move |row: &RequestOutcome| {
+    parts.options.on_outcome = Arc::new(move |row: &RequestOutcome, kind| {
+        assert_eq!(kind, OutcomeKind::Recorded, "{row:?}");
         sink.lock().unwrap().push(row.clone());
     });
     let issuer = Issuer::new(parts).unwrap();
@@ -188,4 +189,71 @@ async fn replaced_solvers_serve_the_next_attempts() {
     );
     issuer.set_solvers(solvers(lab.solver.clone()));
     assert!(renew(&issuer, "api", Urgency::Normal).await.is_renewed());
+}
+
+/// Runs one renewal of `www` at a CA refusing `refusals` newOrder nonces in a row; returns
+/// the outcomes the hook saw, with their kind.
+async fn renew_through_refused_nonces(refusals: u32) -> (Lab, Vec<(RequestOutcome, OutcomeKind)>) {
+    let a = TestCa::builder()
+        .fault_plan(FaultPlan::new().rule(Endpoint::NewOrder, Fault::bad_nonce().times(refusals)));
+    let lab = lab().ca("a", a).cert("www", &["a"]).start().await;
+    let seen: Arc<Mutex<Vec<(RequestOutcome, OutcomeKind)>>> = Arc::default();
+    let mut parts = lab_parts(&lab);
+    let sink = seen.clone();
+    parts.options.on_outcome = Arc::new(move |row: &RequestOutcome, kind| {
+        sink.lock().unwrap().push((row.clone(), kind));
+    });
+    let issuer = Issuer::new(parts).unwrap();
+    assert!(renew(&issuer, "www", Urgency::Normal).await.is_renewed());
+    assert_eq!(lab.counts("a").nonces_rejected, u64::from(refusals));
+    let seen = seen.lock().unwrap().clone();
+    (lab, seen)
+}
+
+fn bad_nonces(rows: impl IntoIterator<Item = RequestOutcome>) -> usize {
+    rows.into_iter()
+        .filter(|r| r.class == OutcomeClass::BadNonce)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_nonce_the_client_retries_is_counted_but_no_ledger_row() {
+    let (lab, seen) = renew_through_refused_nonces(2).await;
+    assert_eq!(
+        bad_nonces(lab.ledger("a")),
+        0,
+        "retried at once: not a failure"
+    );
+    let retried: Vec<_> = seen
+        .iter()
+        .filter(|(_, kind)| *kind == OutcomeKind::Retried)
+        .map(|(r, _)| (r.step, r.class))
+        .collect();
+    assert_eq!(
+        retried,
+        [(Step::NewOrder, OutcomeClass::BadNonce); 2],
+        "the hook (metrics, logs) still sees each refusal"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_nonce_that_persists_is_one_ledger_row() {
+    // Six refusals in a row outlast the client's five immediate retries: the sixth is the
+    // request's outcome (a ledger row); newOrder is tried again later and succeeds.
+    let (lab, seen) = renew_through_refused_nonces(6).await;
+    let rows: Vec<_> = lab
+        .ledger("a")
+        .into_iter()
+        .filter(|r| r.class == OutcomeClass::BadNonce)
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].step, Step::NewOrder);
+    let kinds: Vec<OutcomeKind> = seen
+        .iter()
+        .filter(|(r, _)| r.class == OutcomeClass::BadNonce)
+        .map(|(_, k)| *k)
+        .collect();
+    let mut expected = vec![OutcomeKind::Retried; 5];
+    expected.push(OutcomeKind::Recorded);
+    assert_eq!(kinds, expected);
 }

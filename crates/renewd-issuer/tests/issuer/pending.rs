@@ -401,3 +401,46 @@ async fn an_urgent_job_gives_up_the_pending_order_once_its_cas_circuit_is_open()
         "the abandoned order is noted in A's ledger"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_order_whose_certificate_fails_verification_is_local_not_the_ca_s_fault() {
+    let lab = lab()
+        .ca("a", TestCa::builder())
+        .breaker("failure_threshold", "1")
+        .cert("c1", &["a"])
+        .cert("c2", &["a"])
+        .cert("c3", &["a"])
+        .start()
+        .await;
+    let issuer = lab.issuer();
+    let (shutdown, pool, _done) = hold_three_orders(&lab, &issuer).await;
+    shutdown.cancel();
+    pool.await.unwrap();
+    lab.solver.stop_holding();
+    // c1's saved key is replaced by c2's: the certificate A issues for c1's CSR no longer
+    // matches the key renewd would install with it.
+    let (c1, c2) = (
+        lab.state("c1").pending.unwrap(),
+        lab.state("c2").pending.unwrap(),
+    );
+    std::fs::copy(&c2.key_path, &c1.key_path).unwrap();
+    let result = renew(&issuer, "c1", Urgency::Normal).await;
+    let JobResult::Failed { class, message, .. } = &result else {
+        panic!("{result:?}");
+    };
+    assert_eq!(*class, renewd_core::FailureClass::Local, "{message}");
+    assert!(
+        message.contains("the resumed order's certificate does not fit"),
+        "{message}"
+    );
+    let health = lab.health("a");
+    assert_eq!(
+        (health.consecutive_failures, health.circuit),
+        (0, renewd_store::CircuitState::Closed),
+        "a local failure is never blamed on the CA"
+    );
+    assert_eq!(lab.state("c1").pending, None, "the order was dropped");
+    // The CA is still used as before: the next attempt makes a new order there.
+    lab.clock.advance(chrono::TimeDelta::hours(1));
+    assert!(renew(&issuer, "c1", Urgency::Normal).await.is_renewed());
+}

@@ -55,7 +55,8 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
     clock: Arc<dyn Clock>,
-    retention: Retention,
+    /// Replaceable while open: a daemon applies a reloaded `[ledger]` at once.
+    retention: Mutex<Retention>,
     appends: AtomicU32,
 }
 
@@ -119,7 +120,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             clock: options.clock,
-            retention: options.retention,
+            retention: Mutex::new(options.retention),
             appends: AtomicU32::new(0),
         }
     }
@@ -127,6 +128,23 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The ledger's retention in force.
+    pub fn retention(&self) -> Retention {
+        *self
+            .retention
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Replaces the ledger's retention (a reloaded config): the next prune, and the
+    /// schedule of pruning on append, use it.
+    pub fn set_retention(&self, retention: Retention) {
+        *self
+            .retention
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = retention;
     }
 
     /// The schema version in the file.
@@ -212,7 +230,7 @@ fn configure(conn: &Connection, path: &Path, busy_timeout: Duration) -> Result<(
 impl StateStore for SqliteStore {
     fn append_outcome(&self, outcome: &RequestOutcome) -> Result<(), StoreError> {
         ledger::append(&self.lock(), outcome)?;
-        let every = self.retention.prune_every;
+        let every = self.retention().prune_every;
         let n = self.appends.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         if every > 0
             && n.is_multiple_of(every)
@@ -238,7 +256,8 @@ impl StateStore for SqliteStore {
 
     fn prune_ledger(&self) -> Result<PruneReport, StoreError> {
         let now = self.now();
-        self.write(|tx| ledger::prune(tx, now, &self.retention))
+        let retention = self.retention();
+        self.write(|tx| ledger::prune(tx, now, &retention))
     }
 
     fn ca_health(&self, ca: &CaName) -> Result<Option<CaHealth>, StoreError> {

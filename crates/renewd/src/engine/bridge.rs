@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use renewd_config::Config;
-use renewd_core::{CaName, CertName, Clock, WorkDone};
+use renewd_core::{CaName, CertName, Clock, Urgency, WorkDone};
 use renewd_issuer::IssuerEvent;
 use renewd_scheduler::{Circuits, SchedulerCommand};
 use renewd_store::{CircuitState, StateStore};
@@ -80,7 +80,7 @@ impl Bridge {
                 state,
                 open_until,
             } => {
-                self.metrics.set_circuit(&ca, state);
+                self.metrics.set_circuit(&ca, state, open_until);
                 self.open_circuits.send_modify(|open| {
                     if state == CircuitState::Open {
                         open.insert(ca.clone(), open_until);
@@ -115,8 +115,10 @@ impl Bridge {
                     );
                 log_expiry_danger(&cert, not_after, self.clock.now(), urgency, &last_error);
             }
-            // Logged by the issuer with their fields; the store holds the rest.
+            // Logged by the issuer with their fields; the store holds the rest (a job's
+            // result goes to the control socket, which listens itself).
             IssuerEvent::Failed { .. }
+            | IssuerEvent::JobEnded { .. }
             | IssuerEvent::HookFailed { .. }
             | IssuerEvent::CaBlocked { .. } => {}
             other => tracing::debug!(event = ?other, "issuer event"),
@@ -140,7 +142,7 @@ impl Bridge {
         let mut open = OpenCircuits::new();
         for ca in &config.cas {
             if let Ok(Some(h)) = self.store.ca_health(&ca.name) {
-                self.metrics.set_circuit(&ca.name, h.circuit);
+                self.metrics.set_circuit(&ca.name, h.circuit, h.open_until);
                 if h.circuit == CircuitState::Open {
                     open.insert(ca.name.clone(), h.open_until);
                 }
@@ -154,8 +156,9 @@ impl Bridge {
     }
 }
 
-/// Sets a certificate's time series from the store: notAfter, last success, and the next
-/// attempt as the scheduler's rule decides it.
+/// Sets a certificate's series from the store: notAfter, last success, the next attempt as
+/// the scheduler's rule decides it, the expiry danger (its urgency now is critical) and the
+/// failure streak.
 pub fn cert_metrics(
     store: &dyn StateStore,
     metrics: &Metrics,
@@ -181,8 +184,9 @@ pub fn cert_metrics(
     }
 }
 
-/// Sets every configured certificate's time series from one snapshot of the store (start
-/// and reload: one read, however many certificates).
+/// Sets every configured certificate's series from one snapshot of the store (start and
+/// reload: one read, however many certificates). At start this is what sets the expiry
+/// danger of a certificate already critical, before any job for it has run.
 pub fn all_cert_metrics(
     store: &dyn StateStore,
     metrics: &Metrics,
@@ -214,6 +218,14 @@ fn set_cert_metrics(
     now: DateTime<Utc>,
 ) {
     let (view, decision) = plan::decision(config, cert, state, None, circuits, now);
+    let urgency_now = renewd_scheduler::urgency(
+        view.installed.as_ref(),
+        view.problem,
+        &plan::schedule_policy(config),
+        now,
+    );
+    metrics.set_expiry_danger(&cert.name, urgency_now == Urgency::Critical);
+    metrics.set_failure_streak(&cert.name, state.map_or(0, |s| s.failure_streak));
     metrics.set_cert(
         &cert.name,
         CertTimes {

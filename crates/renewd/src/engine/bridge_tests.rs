@@ -159,3 +159,78 @@ fn work_done_goes_to_the_scheduler_and_to_waiting_requests() {
         .is_none()
     );
 }
+
+fn install(r: &Rig, lived_days: i64, left_hours: i64) {
+    let now = Utc::now();
+    r.bridge
+        .store
+        .update_cert_state(&CertName::new("www").unwrap(), &mut |s| {
+            s.installed = Some(renewd_store::InstalledCert {
+                serial: "1f".into(),
+                not_before: now - TimeDelta::days(lived_days),
+                not_after: now + TimeDelta::hours(left_hours),
+                issuer_ca: Some(CaName::new("a").unwrap()),
+                account_url: None,
+                ari_cert_id: None,
+            });
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_certificate_already_critical_is_in_danger_from_the_start() {
+    let r = rig();
+    // 89 days lived, 20 hours left: under 7 % of the lifetime, no job has run yet.
+    install(&r, 89, 20);
+    let config = r.bridge.config.borrow().clone();
+    all_cert_metrics(
+        r.bridge.store.as_ref(),
+        &r.bridge.metrics,
+        &config,
+        Utc::now(),
+    );
+    let danger = r#"renewd_certificate_expiry_danger{cert="www"}"#;
+    assert_eq!(series(&r.bridge.metrics, danger), Some(1.0));
+
+    // Renewed meanwhile (another process): the next look at the store clears it.
+    install(&r, 1, 89 * 24);
+    r.bridge.cert_metrics(&CertName::new("www").unwrap());
+    assert_eq!(series(&r.bridge.metrics, danger), Some(0.0));
+}
+
+#[test]
+fn the_failure_streak_is_a_gauge_back_to_zero_after_a_success() {
+    let r = rig();
+    let www = CertName::new("www").unwrap();
+    let streak = r#"renewd_certificate_failure_streak{cert="www"}"#;
+    let config = r.bridge.config.borrow().clone();
+    all_cert_metrics(
+        r.bridge.store.as_ref(),
+        &r.bridge.metrics,
+        &config,
+        Utc::now(),
+    );
+    assert_eq!(series(&r.bridge.metrics, streak), Some(0.0), "never tried");
+
+    r.bridge
+        .store
+        .update_cert_state(&www, &mut |s| s.failure_streak = 4)
+        .unwrap();
+    block_on(r.bridge.work_done(WorkDone {
+        cert: www.clone(),
+        was_renewal: true,
+    }));
+    assert_eq!(series(&r.bridge.metrics, streak), Some(4.0));
+
+    r.bridge
+        .store
+        .update_cert_state(&www, &mut |s| s.failure_streak = 0)
+        .unwrap();
+    block_on(r.bridge.event(IssuerEvent::Renewed {
+        cert: www.clone(),
+        ca: CaName::new("a").unwrap(),
+        serial: "2e".into(),
+        not_after: Utc::now() + TimeDelta::days(90),
+    }));
+    assert_eq!(series(&r.bridge.metrics, streak), Some(0.0));
+}

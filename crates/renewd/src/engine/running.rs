@@ -18,7 +18,7 @@ use renewd_core::{CertName, Clock, RequestOutcome, SystemClock, WorkDone};
 use renewd_issuer::{Issuer, IssuerOptions, IssuerParts, Solvers, event_channel};
 use renewd_local::ChallengeSolvers;
 use renewd_scheduler::{Scheduler, SchedulerCommand};
-use renewd_store::{CertStore, CircuitState, PendingKeys, StateStore};
+use renewd_store::{CertStore, CircuitState, PendingKeys, SqliteStore, StateStore};
 use tokio::sync::{Mutex, broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -46,6 +46,8 @@ const TASKS_GRACE: Duration = Duration::from_secs(2);
 pub struct RunningEngine {
     config: watch::Sender<Arc<Config>>,
     store: Arc<dyn StateStore>,
+    /// The same store, for what only SQLite has: the ledger's retention, set on reload.
+    sqlite: Arc<SqliteStore>,
     cert_store: CertStore,
     issuer: Issuer,
     solvers: Mutex<ChallengeSolvers>,
@@ -58,12 +60,13 @@ pub struct RunningEngine {
     tasks: Mutex<JoinSet<()>>,
 }
 
-/// The issuer's options in the daemon: every ledger row is also logged (journald fields)
-/// and counted in the metrics.
+/// The issuer's options in the daemon: every request outcome is also logged (journald
+/// fields) and counted in the metrics — ledger rows and the refused nonces the client
+/// retried at once alike, so `renewd_acme_requests_total` counts every request.
 pub fn issuer_options(metrics: Option<Metrics>) -> IssuerOptions {
     IssuerOptions {
-        on_outcome: Arc::new(move |row: &RequestOutcome| {
-            log_request_outcome(row);
+        on_outcome: Arc::new(move |row: &RequestOutcome, kind| {
+            log_request_outcome(row, kind);
             if let Some(m) = &metrics {
                 m.record_request(row);
             }
@@ -89,7 +92,8 @@ pub async fn start(ctx: EngineContext) -> anyhow::Result<Box<dyn Engine>> {
             .context("opening the store")?
             .with_context(|| format!("opening the state store in {}", config.state_dir.display()))?
     };
-    let store: Arc<dyn StateStore> = Arc::new(store);
+    let sqlite = Arc::new(store);
+    let store: Arc<dyn StateStore> = sqlite.clone();
     // Before touching any file: a second daemon on this state directory stops here.
     let control_socket = ControlSocket::bind(&config.state_dir)?;
     let (cert_store, inventory) = {
@@ -107,6 +111,7 @@ pub async fn start(ctx: EngineContext) -> anyhow::Result<Box<dyn Engine>> {
     }
 
     let (events, events_rx) = event_channel(EVENTS);
+    let control_events = events.clone();
     let issuer = Issuer::new(IssuerParts {
         config: (*config).clone(),
         store: store.clone(),
@@ -193,6 +198,7 @@ pub async fn start(ctx: EngineContext) -> anyhow::Result<Box<dyn Engine>> {
         ControlContext {
             scheduler: commands_tx.clone(),
             finished,
+            events: control_events,
             store: store.clone(),
         },
         stop.clone(),
@@ -201,6 +207,7 @@ pub async fn start(ctx: EngineContext) -> anyhow::Result<Box<dyn Engine>> {
     Ok(Box::new(RunningEngine {
         config: config_tx,
         store,
+        sqlite,
         cert_store,
         issuer,
         solvers: Mutex::new(solvers),
@@ -249,12 +256,12 @@ fn open_circuits(store: &dyn StateStore, config: &Config) -> OpenCircuits {
 
 fn initial_metrics(bridge: &Bridge, config: &Config, store: &dyn StateStore) {
     for ca in &config.cas {
-        let state = store
+        let (state, open_until) = store
             .ca_health(&ca.name)
             .ok()
             .flatten()
-            .map_or(CircuitState::Closed, |h| h.circuit);
-        bridge.metrics.set_circuit(&ca.name, state);
+            .map_or((CircuitState::Closed, None), |h| (h.circuit, h.open_until));
+        bridge.metrics.set_circuit(&ca.name, state, open_until);
     }
     all_cert_metrics(store, &bridge.metrics, config, bridge.clock.now());
 }
@@ -311,8 +318,9 @@ impl Engine for RunningEngine {
 }
 
 impl RunningEngine {
-    /// SIGHUP: the issuer's CAs, the responders, a rescan and the scheduler's plans. The
-    /// issuer goes first and is put back if the responders cannot bind.
+    /// SIGHUP: the issuer's CAs, the responders, the ledger's retention, a rescan and the
+    /// scheduler's plans. The issuer goes first and is put back if the responders cannot
+    /// bind.
     async fn apply(&self, new: Arc<Config>) -> anyhow::Result<()> {
         let old = self.config.borrow().clone();
         if new.state_dir != old.state_dir {
@@ -355,6 +363,7 @@ impl RunningEngine {
                 );
             }
         }
+        self.apply_retention(&old, &new).await;
         let inventory = {
             let (cert_store, config) = (self.cert_store.clone(), new.clone());
             tokio::task::spawn_blocking(move || plan::scan(&cert_store, &config.certs))
@@ -371,6 +380,32 @@ impl RunningEngine {
             .map_err(|_| anyhow::anyhow!("the scheduler loop has stopped"))?;
         all_cert_metrics(self.store.as_ref(), &self.metrics, &new, chrono::Utc::now());
         Ok(())
+    }
+
+    /// A changed `[ledger]` applies at once: the store takes the new retention and prunes
+    /// by it now (a failed prune is retried on the append schedule).
+    async fn apply_retention(&self, old: &Config, new: &Config) {
+        let retention = plan::retention(new);
+        if retention == plan::retention(old) {
+            return;
+        }
+        self.sqlite.set_retention(retention);
+        let sqlite = self.sqlite.clone();
+        let pruned = tokio::task::spawn_blocking(move || sqlite.prune_ledger()).await;
+        let max_age = renewd_config::format_duration(retention.max_age);
+        match pruned {
+            Ok(Ok(report)) => tracing::info!(
+                max_age,
+                max_rows = retention.max_rows,
+                removed = report.by_age + report.by_rows,
+                "[ledger] retention changed; applied and the ledger pruned"
+            ),
+            Ok(Err(e)) => tracing::warn!(max_age, max_rows = retention.max_rows, error = %e,
+                "[ledger] retention changed and applied; pruning now failed, the next prune retries"),
+            Err(e) => {
+                tracing::warn!(error = %e, "[ledger] retention changed and applied; pruning now failed")
+            }
+        }
     }
 
     /// Certificates with an order the next start resumes.

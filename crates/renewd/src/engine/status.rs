@@ -7,28 +7,24 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use renewd_core::Clock;
 use renewd_scheduler::{SchedulerStatus, format_time};
+use renewd_store::CircuitState;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::bridge::OpenCircuits;
 use crate::engine::StatusLine;
 
-/// The line for `status` and the circuits open at `now` (cool-downs that ended are left
-/// out: the next order probes that CA again).
+/// The line for `status` and the circuits in effect open at `now`
+/// ([`CircuitState::effective`]: one whose cool-down ended, or has no recorded end, is
+/// half-open — the next order probes that CA again — and left out).
 pub fn status_text(status: &SchedulerStatus, open: &OpenCircuits, now: DateTime<Utc>) -> String {
     let mut text = status.to_string();
     let mut sep = "; circuit open: ";
     for (ca, until) in open {
-        match until {
-            Some(t) if *t > now => {
-                let _ = write!(text, "{sep}{ca} until {}", format_time(*t));
-            }
-            Some(_) => continue,
-            None => {
-                let _ = write!(text, "{sep}{ca}");
-            }
+        if let (CircuitState::Open, Some(t)) = (CircuitState::Open.effective(*until, now), until) {
+            let _ = write!(text, "{sep}{ca} until {}", format_time(*t));
+            sep = ", ";
         }
-        sep = ", ";
     }
     text
 }
@@ -97,7 +93,8 @@ mod tests {
         open.insert(CaName::new("le").unwrap(), None);
         assert_eq!(
             status_text(&status, &open, now),
-            "20 certificates: 18 valid, 2 renewing; circuit open: le, zerossl until 2023-11-14 22:18 UTC"
+            "20 certificates: 18 valid, 2 renewing; circuit open: zerossl until 2023-11-14 22:18 UTC",
+            "the ended and the endless cool-downs read half-open"
         );
     }
 }

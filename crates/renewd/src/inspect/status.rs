@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use renewd_config::{CertConfig, Config};
 use renewd_core::CaName;
 use renewd_scheduler::{Circuits, Decision};
-use renewd_store::{CaHealth, CertState, CircuitState, InstalledState, Mismatch, StatusSnapshot};
+use renewd_store::{CaHealth, CertState, InstalledState, Mismatch, StatusSnapshot};
 
 use crate::check::plural;
 use crate::engine::plan;
@@ -185,9 +185,8 @@ fn circuit_note(cas: &[CaName], health: &[CaHealth], now: DateTime<Utc>) -> Opti
     let open_until = |ca: &CaName| {
         health
             .iter()
-            .find(|h| &h.ca == ca && h.circuit == CircuitState::Open)
-            .and_then(|h| h.open_until)
-            .filter(|t| *t > now)
+            .find(|h| &h.ca == ca)
+            .and_then(|h| h.effective_open_until(now))
     };
     let first = cas.first()?;
     let until = open_until(first)?;

@@ -5,7 +5,8 @@ use chrono::TimeDelta;
 use renewd_config::LoadEnv;
 use renewd_core::{CertName, OutcomeClass};
 use renewd_store::{
-    CertSpec, CertStore, Expectations, InstalledCert, LastError, Lease, LeaseHolder, PendingOrder,
+    CertSpec, CertStore, CircuitState, Expectations, InstalledCert, LastError, Lease, LeaseHolder,
+    PendingOrder,
 };
 
 use super::*;

@@ -7,9 +7,10 @@
 //! | `renewd_certificate_not_after_seconds` | `cert` | the installed certificate's notAfter, Unix time |
 //! | `renewd_certificate_next_attempt_seconds` | `cert` | when the next renewal attempt is due, Unix time |
 //! | `renewd_certificate_last_success_seconds` | `cert` | when the certificate was last renewed, Unix time |
-//! | `renewd_certificate_expiry_danger` | `cert` | 1 while the certificate is critical and its renewal fails |
+//! | `renewd_certificate_expiry_danger` | `cert` | 1 while the certificate is at critical urgency (not renewed yet), else 0 |
+//! | `renewd_certificate_failure_streak` | `cert` | failed attempts in a row, 0 after a success |
 //! | `renewd_acme_requests_total` | `ca`, `step`, `class` | ACME requests by outcome class (the ledger's labels) |
-//! | `renewd_ca_circuit_state` | `ca`, `state` | 1 for the CA's current circuit state (`closed`, `open`, `half_open`), 0 for the others |
+//! | `renewd_ca_circuit_state` | `ca`, `state` | 1 for the CA's circuit state in effect at the scrape (`closed`, `open`, `half_open`: an open circuit past its cool-down reads `half_open`), 0 for the others |
 //! | `renewd_ca_probe_latency_seconds` | `ca` | histogram of health probe latencies |
 //!
 //! The engine updates them through [`Metrics`]; [`serve`] exposes them in the Prometheus
@@ -17,8 +18,9 @@
 
 mod server;
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -62,6 +64,9 @@ const CIRCUIT_STATES: [CircuitState; 3] = [
     CircuitState::HalfOpen,
 ];
 
+/// Each CA's circuit as stored, with the end of an open circuit's cool-down.
+type StoredCircuits = BTreeMap<CaName, (CircuitState, Option<DateTime<Utc>>)>;
+
 type ProbeHistogram = Family<CaLabels, Histogram, fn() -> Histogram>;
 
 fn probe_histogram() -> Histogram {
@@ -87,8 +92,12 @@ struct Families {
     next_attempt: Family<CertLabels, Gauge>,
     last_success: Family<CertLabels, Gauge>,
     expiry_danger: Family<CertLabels, Gauge>,
+    failure_streak: Family<CertLabels, Gauge>,
     requests: Family<RequestLabels, Counter>,
     circuit: Family<CircuitLabels, Gauge>,
+    /// Each CA's stored circuit and cool-down end: the gauge is the state in effect at
+    /// each scrape (a cool-down ends without any event).
+    circuits: Mutex<StoredCircuits>,
     probe_latency: ProbeHistogram,
 }
 
@@ -120,6 +129,7 @@ impl Metrics {
         let next_attempt = Family::default();
         let last_success = Family::default();
         let expiry_danger = Family::default();
+        let failure_streak = Family::default();
         let requests = Family::default();
         let circuit = Family::default();
         let probe_latency: ProbeHistogram = Family::new_with_constructor(probe_histogram);
@@ -146,8 +156,13 @@ impl Metrics {
         );
         registry.register(
             "renewd_certificate_expiry_danger",
-            "1 while the certificate is near expiry and its renewal fails",
+            "1 while the certificate is at critical urgency and not renewed yet",
             expiry_danger.clone(),
+        );
+        registry.register(
+            "renewd_certificate_failure_streak",
+            "Failed renewal attempts in a row, 0 after a success",
+            failure_streak.clone(),
         );
         // The text encoder appends `_total` to counters.
         registry.register(
@@ -175,8 +190,10 @@ impl Metrics {
                 next_attempt,
                 last_success,
                 expiry_danger,
+                failure_streak,
                 requests,
                 circuit,
+                circuits: Mutex::default(),
                 probe_latency,
             }),
         }
@@ -233,16 +250,42 @@ impl Metrics {
             .set(i64::from(danger));
     }
 
+    /// Sets a certificate's failed attempts in a row (0 after a success).
+    pub fn set_failure_streak(&self, cert: &CertName, streak: u32) {
+        self.inner
+            .failure_streak
+            .get_or_create(&CertLabels {
+                cert: cert.to_string(),
+            })
+            .set(i64::from(streak));
+    }
+
     /// Removes every series of a certificate that left the config.
     pub fn remove_cert(&self, cert: &CertName) {
         self.set_cert(cert, CertTimes::default());
-        self.inner.expiry_danger.remove(&CertLabels {
+        let labels = CertLabels {
             cert: cert.to_string(),
-        });
+        };
+        self.inner.expiry_danger.remove(&labels);
+        self.inner.failure_streak.remove(&labels);
     }
 
-    /// Sets a CA's circuit state: 1 for `state`, 0 for the others.
-    pub fn set_circuit(&self, ca: &CaName, state: CircuitState) {
+    /// Records a CA's circuit as stored (`open_until`: the end of an open circuit's
+    /// cool-down). The series say 1 for the state in effect
+    /// ([`CircuitState::effective`]), now and at every scrape, 0 for the others.
+    pub fn set_circuit(&self, ca: &CaName, state: CircuitState, open_until: Option<DateTime<Utc>>) {
+        self.circuits().insert(ca.clone(), (state, open_until));
+        self.write_circuit(ca, state.effective(open_until, Utc::now()));
+    }
+
+    fn circuits(&self) -> std::sync::MutexGuard<'_, StoredCircuits> {
+        self.inner
+            .circuits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_circuit(&self, ca: &CaName, state: CircuitState) {
         for s in CIRCUIT_STATES {
             self.inner
                 .circuit
@@ -256,6 +299,7 @@ impl Metrics {
 
     /// Removes the circuit series of a CA that left the config.
     pub fn remove_ca(&self, ca: &CaName) {
+        self.circuits().remove(ca);
         for s in CIRCUIT_STATES {
             self.inner.circuit.remove(&CircuitLabels {
                 ca: ca.to_string(),
@@ -269,8 +313,21 @@ impl Metrics {
         self.inner.last_reload_ok.set(i64::from(ok));
     }
 
-    /// Every series in the Prometheus text format (version 0.0.4).
+    /// Every series in the Prometheus text format (version 0.0.4), as of now.
     pub fn encode(&self) -> String {
+        self.encode_at(Utc::now())
+    }
+
+    /// Every series as of `now`: the circuits read as in effect then.
+    pub fn encode_at(&self, now: DateTime<Utc>) -> String {
+        let circuits: Vec<_> = self
+            .circuits()
+            .iter()
+            .map(|(ca, (state, until))| (ca.clone(), state.effective(*until, now)))
+            .collect();
+        for (ca, state) in circuits {
+            self.write_circuit(&ca, state);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail; an encoder error would be a bug in a metric.
         if let Err(e) =
@@ -341,10 +398,15 @@ mod tests {
                 last_success: None,
             },
         );
-        m.set_circuit(&ca, CircuitState::Open);
+        m.set_circuit(
+            &ca,
+            CircuitState::Open,
+            Some(t + chrono::TimeDelta::minutes(5)),
+        );
         m.set_expiry_danger(&www, true);
+        m.set_failure_streak(&www, 3);
         m.set_last_reload_successful(false);
-        let text = m.encode();
+        let text = m.encode_at(t);
         assert_eq!(sample(&text, "renewd_up"), Some(1.0));
         assert_eq!(
             sample(&text, "renewd_config_last_reload_successful"),
@@ -407,10 +469,31 @@ mod tests {
             sample(&text, r#"renewd_certificate_expiry_danger{cert="www"}"#),
             Some(1.0)
         );
+        assert_eq!(
+            sample(&text, r#"renewd_certificate_failure_streak{cert="www"}"#),
+            Some(3.0)
+        );
         assert!(text.contains("# TYPE renewd_acme_requests_total counter"));
         assert!(text.contains("# TYPE renewd_ca_probe_latency_seconds histogram"));
 
-        m.set_circuit(&ca, CircuitState::Closed);
+        // The cool-down ends without an event: the next scrape reads half-open.
+        let text = m.encode_at(t + chrono::TimeDelta::minutes(5));
+        assert_eq!(
+            sample(
+                &text,
+                r#"renewd_ca_circuit_state{ca="zerossl",state="half_open"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"renewd_ca_circuit_state{ca="zerossl",state="open"}"#
+            ),
+            Some(0.0)
+        );
+
+        m.set_circuit(&ca, CircuitState::Closed, None);
         m.remove_cert(&www);
         let text = m.encode();
         assert_eq!(
@@ -429,6 +512,7 @@ mod tests {
         );
         assert!(sample(&text, r#"renewd_certificate_not_after_seconds{cert="www"}"#).is_none());
         assert!(sample(&text, r#"renewd_certificate_expiry_danger{cert="www"}"#).is_none());
+        assert!(sample(&text, r#"renewd_certificate_failure_streak{cert="www"}"#).is_none());
         m.remove_ca(&ca);
         assert!(!m.encode().contains("renewd_ca_circuit_state{"));
     }

@@ -4,16 +4,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use renewd_config::Config;
-use renewd_core::{CertName, RenewalJob, RenewalReason, SeenInstalled, SystemClock};
-use renewd_issuer::{Issuer, IssuerParts, event_channel};
+use renewd_core::{CertName, RenewalJob, RenewalReason, SeenInstalled, SystemClock, Urgency};
+use renewd_issuer::{Issuer, IssuerParts, JobResult, event_channel};
 use renewd_local::ChallengeSolvers;
 use renewd_scheduler::{Circuits, urgency};
 use renewd_store::{CertState, CertStore, StateStore};
 use tokio_util::sync::CancellationToken;
 
 use super::Report;
+use crate::alarm::log_expiry_danger;
 use crate::engine::outcome::{CertOutcome, RenewResult};
 use crate::engine::{LocalHost, issuer_options, plan, solver_map};
 use crate::selection::RenewSelection;
@@ -47,6 +48,7 @@ pub async fn run(
     let states: HashMap<&CertName, &CertState> =
         snapshot.certs.iter().map(|s| (&s.cert, s)).collect();
     let mut jobs = Vec::new();
+    let mut danger = HashMap::new();
     for cert in plan::certs_named(&config, &selection.certs) {
         let state = states.get(&cert.name).copied();
         let (view, decision) = plan::decision(
@@ -68,12 +70,15 @@ pub async fn run(
                     .map(|i| i.serial.as_str()),
             ),
         };
+        let not_after = view.installed.as_ref().map(|v| v.not_after);
         if selection.force {
             let u = urgency(view.installed.as_ref(), view.problem, &policy, now);
+            danger.insert(cert.name.clone(), (u, not_after));
             jobs.push(job(RenewalReason::Forced, u));
         } else if decision.renewal.due <= now {
             // Due: renewed now even when backing off after failures - the operator asked.
             // Open circuits and CA rate limits still hold inside the job.
+            danger.insert(cert.name.clone(), (decision.renewal.urgency, not_after));
             jobs.push(job(decision.renewal.reason, decision.renewal.urgency));
         } else {
             report.outcome(&CertOutcome {
@@ -87,8 +92,8 @@ pub async fn run(
     if jobs.is_empty() {
         return Ok(());
     }
-    let names: Vec<CertName> = jobs.iter().map(|j| j.cert.clone()).collect();
-    tracing::info!(certs = ?names, "renewing");
+    let names: Vec<&str> = jobs.iter().map(|j| j.cert.as_str()).collect();
+    tracing::info!(certs = %names.join(" "), "renewing");
 
     let stop = CancellationToken::new();
     let _stop_responders = stop.clone().drop_guard();
@@ -109,12 +114,33 @@ pub async fn run(
     })
     .context("setting up the CAs")?;
     for (cert, result) in issuer.run_once(jobs, cancel.clone()).await {
+        if let Some((urgency, not_after)) = danger.get(&cert) {
+            alarm_if_in_danger(&cert, *urgency, *not_after, &result, Utc::now());
+        }
         report.outcome(&CertOutcome {
             cert,
             result: RenewResult::of_job(result),
         });
     }
     Ok(())
+}
+
+/// The crit alarm the daemon would raise for this certificate: a renewal at critical
+/// urgency that failed. (The daemon raises it as each critical job starts, with the last
+/// stored error; a pass has the error of the attempt just made.)
+fn alarm_if_in_danger(
+    cert: &CertName,
+    urgency: Urgency,
+    not_after: Option<DateTime<Utc>>,
+    result: &JobResult,
+    now: DateTime<Utc>,
+) {
+    if urgency != Urgency::Critical {
+        return;
+    }
+    if let JobResult::Failed { message, .. } = result {
+        log_expiry_danger(cert, not_after, now, urgency, message);
+    }
 }
 
 /// Root running the pass on a state directory that belongs to the daemon's user would leave
@@ -137,4 +163,62 @@ fn refuse_foreign_state_dir(state_dir: &std::path::Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+    use renewd_core::FailureClass;
+
+    use super::*;
+    use crate::log_fields::{ALARM, ALARM_TARGET, CERT_NAME};
+    use crate::test_support::capture;
+
+    fn failed() -> JobResult {
+        JobResult::Failed {
+            class: FailureClass::CaUnavailable,
+            ca: None,
+            message: "zerossl: finalize: 504".into(),
+        }
+    }
+
+    #[test]
+    fn a_failed_critical_renewal_raises_the_crit_alarm() {
+        let www = CertName::new("www").unwrap();
+        let now = Utc::now();
+        let not_after = Some(now + TimeDelta::hours(20));
+        let events = capture(|| {
+            alarm_if_in_danger(&www, Urgency::Critical, not_after, &failed(), now);
+        });
+        let alarm = events
+            .iter()
+            .find(|e| e.target == ALARM_TARGET)
+            .expect("an alarm event");
+        assert_eq!(alarm.field(ALARM), Some("expiry_danger"));
+        assert_eq!(alarm.field(CERT_NAME), Some("www"));
+        assert!(
+            alarm
+                .field("message")
+                .is_some_and(|m| m.ends_with("its renewal is failing: zerossl: finalize: 504")),
+            "{alarm:?}"
+        );
+    }
+
+    #[test]
+    fn no_alarm_below_critical_or_without_a_failure() {
+        let www = CertName::new("www").unwrap();
+        let now = Utc::now();
+        let deferred = JobResult::Deferred {
+            until: now,
+            reason: "no CA can take an order now".into(),
+        };
+        let events = capture(|| {
+            alarm_if_in_danger(&www, Urgency::Urgent, None, &failed(), now);
+            alarm_if_in_danger(&www, Urgency::Critical, None, &deferred, now);
+        });
+        assert!(
+            events.iter().all(|e| e.target != ALARM_TARGET),
+            "{events:?}"
+        );
+    }
 }

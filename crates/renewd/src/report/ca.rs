@@ -1,9 +1,13 @@
-//! `renewd ca`: each CA's health and circuit.
+//! `renewd ca`: each CA's health and circuit — the circuit in effect now
+//! ([`CaHealth::effective_circuit`]: an open circuit whose cool-down has ended reads
+//! `half_open`, as the metrics and `STATUS=` have it, though the store keeps `open` until a
+//! job next considers the CA) — and the end of a rate-limit block still in effect
+//! (`blocked_until`, from the CA's `Retry-After`; a block that has ended reads as none).
 
 use std::io::{self, Write};
 
 use chrono::{DateTime, Utc};
-use renewd_store::{CaHealth, CircuitState};
+use renewd_store::CaHealth;
 use serde::Serialize;
 
 use super::Format;
@@ -20,18 +24,26 @@ struct CaJson<'r> {
     last_probe: Option<String>,
     last_probe_ok: Option<bool>,
     last_probe_latency_ms: Option<u64>,
+    /// Beyond the contract's keys: the end of a rate-limit block in effect.
+    blocked_until: Option<String>,
 }
 
-impl<'r> From<&'r CaHealth> for CaJson<'r> {
-    fn from(h: &'r CaHealth) -> Self {
+/// The end of `h`'s rate-limit block, while it lasts.
+fn blocked_until(h: &CaHealth, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    h.blocked_until.filter(|t| *t > now)
+}
+
+impl<'r> CaJson<'r> {
+    fn new(h: &'r CaHealth, now: DateTime<Utc>) -> Self {
         Self {
             name: h.ca.as_str(),
-            circuit: h.circuit.as_str(),
+            circuit: h.effective_circuit(now).as_str(),
             consecutive_failures: h.consecutive_failures,
-            open_until: rfc3339_opt(h.open_until),
+            open_until: rfc3339_opt(h.effective_open_until(now)),
             last_probe: rfc3339_opt(h.last_probe),
             last_probe_ok: h.last_probe_ok,
             last_probe_latency_ms: h.last_probe_latency.map(millis),
+            blocked_until: rfc3339_opt(blocked_until(h, now)),
         }
     }
 }
@@ -50,12 +62,19 @@ pub fn write_cas(
 ) -> io::Result<()> {
     match format {
         Format::Json => {
-            let json: Vec<CaJson<'_>> = rows.iter().map(CaJson::from).collect();
+            let json: Vec<CaJson<'_>> = rows.iter().map(|h| CaJson::new(h, now)).collect();
             serde_json::to_writer_pretty(&mut *out, &json)?;
             writeln!(out)
         }
         Format::Table => {
-            let mut t = Table::new(&["CA", "CIRCUIT", "FAILURES", "OPEN UNTIL", "LAST PROBE"]);
+            let mut t = Table::new(&[
+                "CA",
+                "CIRCUIT",
+                "FAILURES",
+                "OPEN UNTIL",
+                "BLOCKED UNTIL",
+                "LAST PROBE",
+            ]);
             for r in rows {
                 let probe = match (r.last_probe_ok, r.last_probe_latency.map(millis)) {
                     (None, _) => String::new(),
@@ -67,23 +86,15 @@ pub fn write_cas(
                 };
                 t.row(vec![
                     r.ca.to_string(),
-                    circuit_text(r, now),
+                    r.effective_circuit(now).to_string(),
                     r.consecutive_failures.to_string(),
-                    human_opt(r.open_until, now),
+                    human_opt(r.effective_open_until(now), now),
+                    human_opt(blocked_until(r, now), now),
                     format!("{}{probe}", human_opt(r.last_probe, now)),
                 ]);
             }
             out.write_all(t.render().as_bytes())
         }
-    }
-}
-
-/// The circuit as stored, with a note when an open circuit's cool-down is over (the next
-/// order's health probe decides).
-fn circuit_text(h: &CaHealth, now: DateTime<Utc>) -> String {
-    match (h.circuit, h.open_until) {
-        (CircuitState::Open, Some(until)) if until <= now => "open (cool-down over)".into(),
-        (state, _) => state.to_string(),
     }
 }
 
@@ -93,6 +104,7 @@ mod tests {
 
     use chrono::TimeDelta;
     use renewd_core::CaName;
+    use renewd_store::CircuitState;
 
     use super::*;
 
@@ -110,10 +122,13 @@ mod tests {
                 last_probe: Some(now() - TimeDelta::minutes(1)),
                 last_probe_ok: Some(false),
                 last_probe_latency: Some(Duration::from_millis(5000)),
+                blocked_until: Some(now() + TimeDelta::hours(2)),
                 ..CaHealth::new(CaName::new("zerossl").unwrap())
             },
             CaHealth {
                 circuit: CircuitState::HalfOpen,
+                // A block that has ended.
+                blocked_until: Some(now() - TimeDelta::seconds(1)),
                 ..CaHealth::new(CaName::new("letsencrypt").unwrap())
             },
             CaHealth {
@@ -144,6 +159,7 @@ mod tests {
             "last_probe",
             "last_probe_ok",
             "last_probe_latency_ms",
+            "blocked_until",
         ];
         expected.sort_unstable();
         assert_eq!(keys, expected);
@@ -151,9 +167,15 @@ mod tests {
         assert_eq!(v[0]["open_until"], "2023-11-14T22:21:20Z");
         assert_eq!(v[0]["last_probe_ok"], false);
         assert_eq!(v[0]["last_probe_latency_ms"], 5000);
+        assert_eq!(v[0]["blocked_until"], "2023-11-15T00:13:20Z");
+        assert_eq!(v[1]["blocked_until"], serde_json::Value::Null, "ended");
+        assert_eq!(v[2]["blocked_until"], serde_json::Value::Null, "never");
         assert_eq!(v[1]["circuit"], "half_open");
         assert_eq!(v[1]["last_probe"], serde_json::Value::Null);
         assert_eq!(v[1]["last_probe_ok"], serde_json::Value::Null);
+        // Past its cool-down: half-open in effect, as the metrics and STATUS= say.
+        assert_eq!(v[2]["circuit"], "half_open");
+        assert_eq!(v[2]["open_until"], serde_json::Value::Null);
     }
 
     #[test]
@@ -162,10 +184,11 @@ mod tests {
         write_cas(&mut out, &rows(), Format::Table, now()).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "CA           CIRCUIT                FAILURES  OPEN UNTIL                 LAST PROBE\n\
-             zerossl      open                   4         2023-11-14 22:21 (in 8m)   2023-11-14 22:12 (1m ago) failed in 5000ms\n\
-             letsencrypt  half_open              0         -                          -\n\
-             buypass      open (cool-down over)  0         2023-11-14 22:12 (1m ago)  -\n"
+            "CA           CIRCUIT    FAILURES  OPEN UNTIL                BLOCKED UNTIL             LAST PROBE\n\
+             zerossl      open       4         2023-11-14 22:21 (in 8m)  2023-11-15 00:13 (in 2h)  2023-11-14 22:12 (1m ago) failed in 5000ms\n\
+             letsencrypt  half_open  0         -                         -                         -\n\
+             buypass      half_open  0         -                         -                         -\n",
+            "an open circuit past its cool-down reads half_open"
         );
     }
 }

@@ -80,3 +80,58 @@ async fn a_reload_schedules_new_certificates_and_moves_responders() {
     drop(blocker);
     lab.stop();
 }
+
+/// `[ledger]` changed by a reload applies at once: rows the new `max_age` no longer keeps
+/// are pruned by the reload itself, not at some later start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_applies_a_changed_ledger_retention_at_once() {
+    use std::time::Duration;
+
+    use chrono::{TimeDelta, Utc};
+    use renewd_core::{CaName, OutcomeClass, RequestOutcome, Step};
+    use renewd_store::{SqliteOptions, SqliteStore, StateStore};
+
+    let ca = Ca::testca("a", TestCa::builder(), "").await;
+    let mut lab = Lab::new(Scene::new(), vec![ca]);
+    let certs: &[(&str, &[&str], &str)] = &[("c0", &["a"], "")];
+    lab.write_config("", "", certs);
+    // A row ten days old: kept by the default retention (90 days).
+    let store = SqliteStore::open_in(&lab.state_dir(), SqliteOptions::default()).unwrap();
+    let old = Utc::now() - TimeDelta::days(10);
+    store
+        .append_outcome(&RequestOutcome {
+            time: old,
+            ca: CaName::new("a").unwrap(),
+            account: None,
+            cert: None,
+            step: Step::Probe,
+            http_status: Some(504),
+            problem_type: None,
+            class: OutcomeClass::CaUnavailable,
+            latency: Duration::from_millis(20),
+            order_url: None,
+            detail: None,
+        })
+        .unwrap();
+    drop(store);
+    let is_old = |r: &serde_json::Value| r["class"] == "ca_unavailable" && r["step"] == "probe";
+
+    lab.start(&[]);
+    lab.wait_all_valid(FLOW);
+    assert_eq!(lab.ledger(&[]).iter().filter(|r| is_old(r)).count(), 1);
+
+    lab.write_config("", "[ledger]\nmax_age = \"1d\"\n", certs);
+    lab.daemon().signal("HUP");
+    let ready = lab
+        .socket
+        .expect("READY=1 after the reload", |m| has(m, "READY=1"));
+    let status = value(&ready, "STATUS").unwrap();
+    assert!(!status.contains("refused"), "{status}");
+    let rows = lab.ledger(&[]);
+    assert!(!rows.iter().any(is_old), "{rows:?}");
+    assert!(!rows.is_empty(), "this run's rows stay");
+    lab.daemon().expect_stderr("the change in the log", |l| {
+        l.contains("[ledger] retention changed")
+    });
+    lab.stop();
+}

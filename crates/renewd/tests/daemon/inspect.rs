@@ -40,7 +40,8 @@ const LEDGER_KEYS: [&str; 9] = [
     "latency_ms",
     "order_url",
 ];
-const CA_KEYS: [&str; 7] = [
+/// The contract's keys, and `blocked_until`.
+const CA_KEYS: [&str; 8] = [
     "name",
     "circuit",
     "consecutive_failures",
@@ -48,6 +49,7 @@ const CA_KEYS: [&str; 7] = [
     "last_probe",
     "last_probe_ok",
     "last_probe_latency_ms",
+    "blocked_until",
 ];
 const STEPS: [&str; 11] = [
     "directory",
@@ -505,6 +507,7 @@ fn ca_json_follows_the_contract() {
         assert!(r["consecutive_failures"].is_u64());
         assert_time_or_null(&r["open_until"]);
         assert_time_or_null(&r["last_probe"]);
+        assert_time_or_null(&r["blocked_until"]);
     }
     let z = &rows[0];
     assert_eq!(z["name"], "zerossl");
@@ -530,6 +533,7 @@ fn ca_json_follows_the_contract() {
         "last_probe",
         "last_probe_ok",
         "last_probe_latency_ms",
+        "blocked_until",
     ] {
         assert_eq!(le[key], Value::Null, "{key}");
     }

@@ -178,6 +178,30 @@ fn pruning_by_age_and_by_rows() {
 }
 
 #[test]
+fn a_retention_replaced_while_open_rules_the_next_prune() {
+    let f = fixture_with(Retention {
+        max_age: Duration::from_secs(86400),
+        max_rows: 100,
+        prune_every: 0,
+    });
+    for i in 0..8 {
+        f.store
+            .append_outcome(&outcome("z", None, OutcomeClass::Ok, i * 60))
+            .unwrap();
+    }
+    assert_eq!(f.store.prune_ledger().unwrap(), PruneReport::default());
+    let tighter = Retention {
+        max_age: Duration::from_secs(86400),
+        max_rows: 3,
+        prune_every: 0,
+    };
+    f.store.set_retention(tighter);
+    assert_eq!(f.store.retention(), tighter);
+    assert_eq!(f.store.prune_ledger().unwrap().by_rows, 5);
+    assert_eq!(f.store.ledger(&LedgerQuery::all()).unwrap().len(), 3);
+}
+
+#[test]
 fn appending_prunes_every_n_appends() {
     let f = fixture_with(Retention {
         max_age: Duration::from_secs(86400),

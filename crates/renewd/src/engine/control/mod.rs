@@ -14,8 +14,10 @@
 //! `certs` empty means every configured certificate. The daemon queues the certificates
 //! through the scheduler (`SchedulerCommand::RenewNow`) and answers with one JSON line per
 //! certificate as it finishes ([`CertOutcome`]: `{"cert": "www", "result": "renewed",
-//! …}`), read from the store once the issuer's `WorkDone` for it arrived, then a
-//! [`FinalLine`]. A certificate already being renewed is not queued again: its answer is
+//! …}`) once the issuer's `WorkDone` for it arrived — the job's own result (the
+//! `JobEnded` event that precedes the `WorkDone`) when the store cannot tell it: deferred,
+//! already renewed by another process, lease held elsewhere (a deferral until the stored
+//! retry); else read from the store — then a [`FinalLine`]. A certificate already being renewed is not queued again: its answer is
 //! the outcome of the renewal in flight.
 //!
 //! - `socket`: [`ControlSocket`] — binding (stale files replaced, a live daemon refused),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use renewd_core::{CertName, WorkDone};
+use renewd_issuer::{EventSender, IssuerEvent, JobResult};
 use renewd_scheduler::{RenewNowReply, SchedulerCommand};
 use renewd_store::{CertState, StateStore};
 use serde::Serialize;
@@ -35,6 +36,8 @@ const RECHECK: Duration = Duration::from_secs(5);
 pub struct ControlContext {
     pub scheduler: mpsc::Sender<SchedulerCommand>,
     pub finished: broadcast::Sender<WorkDone>,
+    /// The issuer's events: each job's result (`JobEnded`) comes before its `WorkDone`.
+    pub events: EventSender,
     pub store: Arc<dyn StateStore>,
 }
 
@@ -80,8 +83,10 @@ async fn connection(stream: UnixStream, ctx: ControlContext, stop: CancellationT
         }
         Err(_) => return,
     };
-    tracing::info!(certs = ?request.renew.certs, force = request.renew.force,
-        only_ca = ?request.renew.only_ca, "renew requested on the control socket");
+    let certs: Vec<&str> = request.renew.certs.iter().map(CertName::as_str).collect();
+    tracing::info!(certs = %certs.join(" "), force = request.renew.force,
+        only_ca = request.renew.only_ca.as_ref().map(renewd_core::CaName::as_str),
+        "renew requested on the control socket");
     let finish = match renew(&ctx, request.renew, &stop, &mut write).await {
         Ok(finish) => finish,
         // The client went away; nothing more to say.
@@ -118,6 +123,7 @@ async fn renew(
 ) -> io::Result<Finish> {
     // Listen and look before asking, so no answer and no change is missed.
     let mut finished = ctx.finished.subscribe();
+    let mut ended = Ended::new(ctx.events.subscribe());
     let before: HashMap<CertName, CertState> = match ctx.store.status_snapshot() {
         Ok(s) => s.certs.into_iter().map(|c| (c.cert.clone(), c)).collect(),
         Err(e) => return Ok(Finish::Error(format!("the state store: {e}"))),
@@ -146,6 +152,7 @@ async fn renew(
             }
             done = finished.recv() => match done {
                 Ok(done) if waiting.contains(&done.cert) => {
+                    ended.catch_up(&waiting);
                     if !done.was_renewal {
                         // An ARI check was in flight, not a renewal: ask again now.
                         waiting.remove(&done.cert);
@@ -158,10 +165,14 @@ async fn renew(
                         continue;
                     }
                     waiting.remove(&done.cert);
-                    let line = answer(ctx, &done.cert, &before);
+                    let line = match ended.take(&done.cert) {
+                        Some(result) => answer_ended(ctx, &done.cert, &before, result),
+                        None => answer(ctx, &done.cert, &before),
+                    };
                     send(write, &line).await?;
                 }
-                Ok(_) => {}
+                // Keeps the events from piling up while other certificates finish.
+                Ok(_) => ended.catch_up(&waiting),
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     // Missed some: whatever the store shows as changed is finished.
                     for line in settled(ctx, &mut waiting, &before) {
@@ -230,6 +241,75 @@ fn answer(
     }
 }
 
+/// A finished job's answer: what the job reported when the store cannot tell it — a
+/// deferral, a certificate another process renewed meanwhile, a lease another process holds
+/// (the daemon goes on at the stored next attempt) — else read from the store.
+fn answer_ended(
+    ctx: &ControlContext,
+    cert: &CertName,
+    before: &HashMap<CertName, CertState>,
+    result: JobResult,
+) -> CertOutcome {
+    let result = match result {
+        r @ (JobResult::Deferred { .. } | JobResult::AlreadyRenewed { .. }) => {
+            RenewResult::of_job(r)
+        }
+        JobResult::Busy => {
+            match ctx
+                .store
+                .cert_state(cert)
+                .ok()
+                .flatten()
+                .and_then(|s| s.next_attempt)
+            {
+                Some(until) => RenewResult::Deferred {
+                    until,
+                    reason: "another renewd process holds the certificate's lease".into(),
+                },
+                None => RenewResult::of_job(JobResult::Busy),
+            }
+        }
+        _ => return answer(ctx, cert, before),
+    };
+    CertOutcome {
+        cert: cert.clone(),
+        result,
+    }
+}
+
+/// Each job's result as the issuer reported it, kept until its `WorkDone` is answered.
+struct Ended {
+    events: broadcast::Receiver<IssuerEvent>,
+    results: HashMap<CertName, JobResult>,
+}
+
+impl Ended {
+    fn new(events: broadcast::Receiver<IssuerEvent>) -> Self {
+        Self {
+            events,
+            results: HashMap::new(),
+        }
+    }
+
+    /// Takes in the results queued so far for the certificates still waited for. A result
+    /// lost to lag is read from the store instead.
+    fn catch_up(&mut self, waiting: &Waiting) {
+        loop {
+            match self.events.try_recv() {
+                Ok(IssuerEvent::JobEnded { cert, result }) if waiting.contains(&cert) => {
+                    self.results.insert(cert, result);
+                }
+                Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn take(&mut self, cert: &CertName) -> Option<JobResult> {
+        self.results.remove(cert)
+    }
+}
+
 /// The certificates whose answer is still to come.
 #[derive(Default)]
 struct Waiting(HashSet<CertName>);
@@ -274,3 +354,7 @@ impl Waiting {
         self.0.drain().collect()
     }
 }
+
+#[cfg(test)]
+#[path = "serve_tests.rs"]
+mod tests;
