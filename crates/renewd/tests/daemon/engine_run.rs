@@ -150,13 +150,16 @@ async fn run_issues_installs_deploys_and_reports() {
         .get(r#"renewd_acme_requests_total{ca="testca",step="finalize",class="ok"}"#)
         .copied();
     assert_eq!(finalized, Some(2.0), "{body}");
-    let ledger_requests = lab.ledger(&["--ca", "testca"]).len() as f64;
+    let ledger_rows = lab.ledger(&["--ca", "testca", "--all-steps"]).len() as f64;
     let counted: f64 = m
         .iter()
         .filter(|(k, _)| k.starts_with(r#"renewd_acme_requests_total{ca="testca""#))
         .map(|(_, v)| v)
         .sum();
-    assert_eq!(counted, ledger_requests, "one count per ledger row");
+    assert_eq!(
+        counted, ledger_rows,
+        "one count per ledger row, local steps too"
+    );
     let not_after: DateTime<Utc> = text(&www["not_after"]).parse().unwrap();
     assert_eq!(
         m.get(r#"renewd_certificate_not_after_seconds{cert="www"}"#)
