@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use renewd_testca::{Endpoint, Fault, FaultPlan, TestCa};
 
-use crate::harness::{Daemon, Scene, free_port};
+use crate::harness::{Daemon, Scene, free_port, require_root};
 use crate::lab::{Ca, FLOW, Lab, serial_form, text};
 
 fn stdout(out: &std::process::Output) -> Vec<String> {
@@ -269,9 +269,7 @@ async fn an_interrupted_renew_stops_cleanly_and_the_next_one_resumes_its_order()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_does_not_run_the_pass_in_the_daemon_users_state_directory() {
     use std::os::unix::fs::MetadataExt;
-    if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
-        return; // Only root can be refused here.
-    }
+    require_root("refusing a pass run by root in another user's state directory");
     const NOBODY: u32 = 65534;
     let ca = Ca::testca("a", TestCa::builder(), "").await;
     let lab = Lab::new(Scene::new(), vec![ca]);

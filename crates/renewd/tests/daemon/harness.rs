@@ -211,6 +211,18 @@ pub fn assert_cadence(arrivals: &[Instant], window: Duration, every: Duration) {
     );
 }
 
+/// Fails the test loudly unless it runs as root: `what` needs root, and CI runs the suite
+/// as root, so a test that quietly returned would hide that the behaviour went unchecked.
+pub fn require_root(what: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let uid =
+        std::fs::metadata("/proc/self").map_or_else(|e| e.to_string(), |m| m.uid().to_string());
+    assert!(
+        uid == "0",
+        "{what} needs root — this test must run as root (CI does); running as uid {uid}"
+    );
+}
+
 /// Whether `msg` holds the line `line`.
 pub fn has(msg: &str, line: &str) -> bool {
     msg.lines().any(|l| l == line)
