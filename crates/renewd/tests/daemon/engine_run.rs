@@ -118,6 +118,10 @@ async fn run_issues_installs_deploys_and_reports() {
             live.join("fullchain.pem").display()
         ),
         format!("RENEWD_KEY_PATH={}", live.join("privkey.pem").display()),
+        format!("RENEWD_CERT_PATH={}", live.join("cert.pem").display()),
+        format!("RENEWD_CHAIN_PATH={}", live.join("chain.pem").display()),
+        // The installed certificate's expiry, as `status --json` spells it (RFC 3339 UTC).
+        format!("RENEWD_NOT_AFTER={}", text(&www["not_after"])),
     ] {
         assert!(env.lines().any(|l| l == line), "{line} not in {env}");
     }
