@@ -190,7 +190,7 @@ impl NotifySocket {
     }
 }
 
-/// Checks the watchdog's cadence from the arrivals of its pings over 1.5 s when it should
+/// Checks the watchdog's cadence from the arrivals of its pings during `window` when it should
 /// ping every `every`: at least about half the pings expected, and a median interval
 /// within 1.5 × `every`. The median, not the longest gap: one stall of a busy machine
 /// says nothing about the daemon, a ping every two periods would.
