@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use renewd_core::{CaName, CertName, OutcomeClass, UnknownLabel, Urgency};
+use renewd_core::{CaName, CertName, OutcomeClass, Step, UnknownLabel, Urgency};
 
 use crate::lease::Lease;
 
@@ -263,6 +263,8 @@ pub struct LedgerQuery {
     pub since: Option<DateTime<Utc>>,
     /// At most this many rows.
     pub limit: Option<u32>,
+    /// Only rows of these steps (`None`: every step). The limit counts the rows that pass.
+    pub steps: Option<Vec<Step>>,
 }
 
 impl LedgerQuery {
@@ -292,6 +294,12 @@ impl LedgerQuery {
     /// At most `n` rows.
     pub fn limit(mut self, n: u32) -> Self {
         self.limit = Some(n);
+        self
+    }
+
+    /// Only rows of these steps.
+    pub fn steps(mut self, steps: impl IntoIterator<Item = Step>) -> Self {
+        self.steps = Some(steps.into_iter().collect());
         self
     }
 }

@@ -92,7 +92,7 @@ pub struct RenewArgs {
     pub ca: Option<CaName>,
 }
 
-/// `ledger [--ca NAME] [--cert NAME] [--since DURATION] [--json]`
+/// `ledger [--ca NAME] [--cert NAME] [--since DURATION] [--limit N] [--all-steps] [--json]`
 #[derive(Debug, Clone, Args, PartialEq, Eq)]
 pub struct LedgerArgs {
     /// Only this CA's rows.
@@ -107,6 +107,12 @@ pub struct LedgerArgs {
     /// At most this many rows, the newest; 0 for all.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_LEDGER_LIMIT)]
     pub limit: u32,
+    /// Also the rows of renewd's own steps (install, deploy_hook, challenge_setup) and of
+    /// revoke. By default only the ACME requests of issuance are shown: directory, nonce,
+    /// account, new_order, authorization, challenge, finalize, poll_order, download,
+    /// renewal_info, probe.
+    #[arg(long)]
+    pub all_steps: bool,
     /// A JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -270,12 +276,14 @@ mod tests {
         assert_eq!(args.cert, None);
         assert_eq!(args.limit, DEFAULT_LEDGER_LIMIT);
         assert!(args.json);
-        let cli = parse(&["ledger", "--limit", "0", "--cert", "gone"]).unwrap();
+        assert!(!args.all_steps);
+        let cli = parse(&["ledger", "--limit", "0", "--cert", "gone", "--all-steps"]).unwrap();
         let Command::Ledger(args) = cli.command else {
             panic!("not ledger")
         };
         assert_eq!(args.limit, 0);
         assert_eq!(args.cert, Some(CertName::new("gone").unwrap()));
+        assert!(args.all_steps);
     }
 
     #[test]

@@ -92,4 +92,6 @@ pub use metrics::{
     serve as serve_metrics,
 };
 pub use report::{CertStatus, Format, StatusRow, write_cas, write_ledger, write_status};
-pub use selection::{LedgerFilter, RenewSelection, UsageError, ledger_filter, renew_selection};
+pub use selection::{
+    LEDGER_STEPS, LedgerFilter, RenewSelection, UsageError, ledger_filter, renew_selection,
+};

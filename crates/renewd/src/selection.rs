@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use renewd_config::Config;
-use renewd_core::{CaName, CertName};
+use renewd_core::{CaName, CertName, Step};
 use renewd_store::LedgerQuery;
 
 use crate::cli::{LedgerArgs, RenewArgs};
@@ -88,7 +88,26 @@ pub struct LedgerFilter {
     pub since: Option<DateTime<Utc>>,
     /// At most this many rows (`None`: all).
     pub limit: Option<u32>,
+    /// Every step's rows, not only [`LEDGER_STEPS`].
+    pub all_steps: bool,
 }
+
+/// The steps `renewd ledger` shows by default: the ACME requests of issuance, exactly the
+/// list of `CONTRACT.md`. The rows of renewd's own steps (install, deploy hook, challenge
+/// setup) and of revoke stay in the store and show with `--all-steps`.
+pub const LEDGER_STEPS: [Step; 11] = [
+    Step::Directory,
+    Step::Nonce,
+    Step::Account,
+    Step::NewOrder,
+    Step::Authorization,
+    Step::Challenge,
+    Step::Finalize,
+    Step::PollOrder,
+    Step::Download,
+    Step::RenewalInfo,
+    Step::Probe,
+];
 
 impl LedgerFilter {
     /// The store query selecting these rows.
@@ -98,6 +117,7 @@ impl LedgerFilter {
             cert: self.cert.clone(),
             since: self.since,
             limit: self.limit,
+            steps: (!self.all_steps).then(|| LEDGER_STEPS.to_vec()),
         }
     }
 
@@ -133,6 +153,7 @@ pub fn ledger_filter(args: &LedgerArgs, now: DateTime<Utc>) -> Result<LedgerFilt
         cert: args.cert.clone(),
         since,
         limit: (args.limit > 0).then_some(args.limit),
+        all_steps: args.all_steps,
     })
 }
 
@@ -264,10 +285,22 @@ cas = ["letsencrypt"]
             cert: None,
             since: Some(Duration::from_secs(3600)),
             limit: 1000,
+            all_steps: false,
             json: false,
         };
         let f = ledger_filter(&args, now).unwrap();
         let q = f.query();
+        assert_eq!(
+            q.steps.as_deref(),
+            Some(&LEDGER_STEPS[..]),
+            "the contract's steps"
+        );
+        assert!(!LEDGER_STEPS.contains(&Step::Install));
+        let every = LedgerArgs {
+            all_steps: true,
+            ..args.clone()
+        };
+        assert_eq!(ledger_filter(&every, now).unwrap().query().steps, None);
         assert_eq!(q.since, Some(now - TimeDelta::hours(1)));
         assert_eq!(q.ca, Some(ca("zerossl")));
         assert_eq!(q.limit, Some(1000));

@@ -125,14 +125,33 @@ async fn replaces_goes_only_to_the_ca_and_account_that_issued() {
         .start()
         .await;
     let issuer = lab.issuer();
-    for ca in ["a", "b", "a", "a"] {
+    // (CA, orders with `replaces` at a and at b after that renewal): only the last one
+    // renews a certificate of the same CA and account.
+    let steps = [("a", 0, 0), ("b", 0, 0), ("a", 0, 0), ("a", 1, 0)];
+    let mut serials = Vec::new();
+    for (ca, at_a, at_b) in steps {
         let mut j = job("www", Urgency::Normal);
         j.only_ca = Some(ca_name(ca));
         let result = run(&issuer, vec![j]).await.remove(0);
         assert!(result.is_renewed(), "{ca}: {result:?}");
         assert_eq!(lab.issuer_of("www").as_deref(), Some(ca));
+        serials.push(lab.state("www").installed.unwrap().serial);
+        let replacing = (
+            lab.counts("a").orders_replacing,
+            lab.counts("b").orders_replacing,
+        );
+        assert_eq!(replacing, (at_a, at_b), "after the renewal at {ca}");
     }
     assert_eq!(lab.counts("a").certificates_issued, 3);
+    // The order that named a certificate is the one after it at the same CA.
+    let replaced: Vec<String> = lab
+        .testca("a")
+        .certificates()
+        .into_iter()
+        .filter(|c| c.replaced_by.is_some())
+        .map(|c| c.serial.to_ascii_lowercase())
+        .collect();
+    assert_eq!(replaced, [serials[2].to_ascii_lowercase()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -159,3 +159,66 @@ async fn deploy_and_served_check_follow_the_install_and_their_failures_are_repor
         }
     )));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_still_presenting_the_old_certificate_is_reported_and_not_blamed_on_the_ca() {
+    let lab = lab()
+        .ca("a", TestCa::builder())
+        .cert_with("www", &["a"], HOOKS)
+        .start()
+        .await;
+    let issuer = lab.issuer();
+    lab.host
+        .serve_stale
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut events = lab.events();
+    let result = renew(&issuer, "www", Urgency::Normal).await;
+    let JobResult::Renewed {
+        serial, warnings, ..
+    } = result
+    else {
+        panic!("a mismatch after the install is no failed renewal: {result:?}")
+    };
+
+    // The new certificate stays installed and live.
+    assert_eq!(lab.state("www").installed.unwrap().serial, serial);
+    assert!(
+        lab.dir
+            .path()
+            .join("state/certs/www/live/fullchain.pem")
+            .is_file()
+    );
+    assert_eq!(lab.host.served.lock().unwrap()[0].serial, serial);
+
+    // Reported loudly: a warning of the job, a `local` deploy_hook row, a HookFailed event.
+    let mismatch = format!("verify_served: 127.0.0.1:8443 serves serial 0badc0de, not {serial}");
+    assert_eq!(warnings, std::slice::from_ref(&mismatch));
+    let rows = lab.ledger("a");
+    let row = rows
+        .iter()
+        .find(|r| r.step == Step::DeployHook && r.class == OutcomeClass::Local)
+        .unwrap_or_else(|| panic!("no local deploy_hook row: {rows:#?}"));
+    assert_eq!(row.detail.as_deref(), Some(mismatch.as_str()));
+    assert_eq!(row.cert.as_ref().map(|c| c.as_str()), Some("www"));
+    assert!(events_of(&mut events).iter().any(|e| matches!(
+        e,
+        IssuerEvent::HookFailed {
+            hook: HookKind::VerifyServed,
+            message,
+            ..
+        } if *message == mismatch
+    )));
+
+    // Not the CA's fault: no CA failure, the circuit closed, no failure streak or hook.
+    assert!(
+        rows.iter().all(|r| r.class == OutcomeClass::Ok
+            || (r.step == Step::DeployHook && r.class == OutcomeClass::Local)),
+        "{rows:#?}"
+    );
+    let health = lab.health("a");
+    assert_eq!(health.consecutive_failures, 0);
+    assert_eq!(health.circuit, renewd_store::CircuitState::Closed);
+    let state = lab.state("www");
+    assert_eq!((state.failure_streak, state.last_error), (0, None));
+    assert!(lab.host.failure_calls().is_empty());
+}

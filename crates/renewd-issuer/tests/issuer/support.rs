@@ -407,13 +407,15 @@ pub async fn run(issuer: &Issuer, jobs: Vec<RenewalJob>) -> Vec<JobResult> {
         .collect()
 }
 
-/// Host actions that record every call; deploys fail while `fail_deploy` is set.
+/// Host actions that record every call; deploys fail while `fail_deploy` is set, and the
+/// served-certificate check finds another certificate while `serve_stale` is set.
 #[derive(Debug, Default)]
 pub struct RecordingHost {
     pub deploys: Mutex<Vec<Deployment>>,
     pub failures: Mutex<Vec<FailureNotice>>,
     pub served: Mutex<Vec<ServedCheck>>,
     pub fail_deploy: AtomicBool,
+    pub serve_stale: AtomicBool,
 }
 
 impl RecordingHost {
@@ -442,7 +444,14 @@ impl HostActions for RecordingHost {
 
     fn verify_served<'a>(&'a self, c: &'a ServedCheck) -> BoxFuture<'a, Result<(), BoxError>> {
         self.served.lock().unwrap().push(c.clone());
-        Box::pin(async { Ok(()) })
+        let stale = self.serve_stale.load(Ordering::SeqCst);
+        Box::pin(async move {
+            if stale {
+                Err(format!("{} serves serial 0badc0de, not {}", c.addrs[0], c.serial).into())
+            } else {
+                Ok(())
+            }
+        })
     }
 }
 

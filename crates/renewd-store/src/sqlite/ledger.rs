@@ -84,6 +84,12 @@ pub(super) fn query(conn: &Connection, q: &LedgerQuery) -> Result<Vec<RequestOut
         filters.push("time_ms >= ?");
         args.push(Value::Integer(ms(since)));
     }
+    let step_list;
+    if let Some(steps) = &q.steps {
+        step_list = format!("step IN ({})", vec!["?"; steps.len()].join(", "));
+        filters.push(if steps.is_empty() { "0" } else { &step_list });
+        args.extend(steps.iter().map(|s| Value::Text(s.as_str().to_string())));
+    }
     // A negative LIMIT is no limit.
     args.push(Value::Integer(q.limit.map_or(-1, i64::from)));
     let where_clause = if filters.is_empty() {

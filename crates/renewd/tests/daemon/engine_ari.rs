@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use renewd_testca::{AriOverride, AriTarget, SuggestedWindow, TestCa};
 
 use crate::harness::Scene;
-use crate::lab::{Ca, FLOW, Lab, text};
+use crate::lab::{Ca, FLOW, Lab, serial_form, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_in_the_past_renews_now_and_one_in_the_future_waits_for_it() {
@@ -21,6 +21,11 @@ async fn a_window_in_the_past_renews_now_and_one_in_the_future_waits_for_it() {
         text(&rows.iter().find(|r| r["name"] == name).unwrap()["serial"]).to_string()
     };
     let (past, future) = (serial(&first, "past"), serial(&first, "future"));
+    assert_eq!(
+        lab.ca("a").counts().orders_replacing,
+        0,
+        "first issuances replace nothing"
+    );
 
     let now = Utc::now();
     let ari = lab.ca("a");
@@ -66,5 +71,15 @@ async fn a_window_in_the_past_renews_now_and_one_in_the_future_waits_for_it() {
         .filter(|r| r["step"] == "new_order")
         .count();
     assert_eq!(replaced, 2);
+    // The renewal named the certificate it replaces (same CA, same account): RFC 9773 §5.
+    assert_eq!(lab.ca("a").counts().orders_replacing, 1);
+    let named: Vec<String> = lab
+        .ca("a")
+        .certificates()
+        .into_iter()
+        .filter(|c| c.replaced_by.is_some())
+        .map(|c| serial_form(&c.serial))
+        .collect();
+    assert_eq!(named, [past]);
     lab.stop();
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use renewd_testca::{Endpoint, Fault, FaultPlan, TestCa};
 
-use crate::harness::{Daemon, Scene, free_port};
-use crate::lab::{Ca, FLOW, Lab, text};
+use crate::harness::{Daemon, Scene, free_port, require_root};
+use crate::lab::{Ca, FLOW, Lab, serial_form, text};
 
 fn stdout(out: &std::process::Output) -> Vec<String> {
     String::from_utf8(out.stdout.clone())
@@ -61,6 +61,52 @@ async fn without_a_daemon_renew_issues_then_finds_nothing_due_then_forces() {
     assert_ne!(serial(&lab, "c0"), c0);
     assert_eq!(serial(&lab, "c1"), c1);
     assert_eq!(lab.ca("a").counts().orders_created, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renew_with_ca_orders_only_at_that_ca() {
+    let a = Ca::testca("a", TestCa::builder(), "").await;
+    let b = Ca::testca("b", TestCa::builder(), "").await;
+    let lab = Lab::new(Scene::new(), vec![a, b]);
+    // a comes first: without --ca the pass would order there.
+    lab.write_config("", "", &[("www", &["a", "b"], "")]);
+
+    let out = lab.cli(&["renew", "--ca", "b"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines = stdout(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("www: renewed by b (serial "),
+        "{lines:?}"
+    );
+    assert_eq!(lab.status_of("www")["issuer_ca"], "b");
+    let issued_by_b = lab.ca("b").certificates();
+    assert_eq!(issued_by_b.len(), 1);
+    assert_eq!(serial_form(&issued_by_b[0].serial), serial(&lab, "www"));
+    let at_a = lab.ca("a").counts();
+    assert_eq!(
+        (at_a.orders_created, at_a.certificates_issued),
+        (0, 0),
+        "nothing ordered at a"
+    );
+    assert!(
+        lab.ledger(&["--ca", "a", "--all-steps"]).is_empty(),
+        "not even a probe at a"
+    );
+
+    // Forced again at b: a renewal at the issuing CA, which names the certificate it
+    // replaces (ARI). Then without --ca: a, first in the list, and no `replaces` there.
+    let out = lab.cli(&["renew", "--force", "--ca", "b"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out)[0].starts_with("www: renewed by b"));
+    assert_eq!(lab.ca("a").counts().orders_created, 0);
+    let at_b = lab.ca("b").counts();
+    assert_eq!((at_b.orders_created, at_b.orders_replacing), (2, 1));
+    let out = lab.cli(&["renew", "--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out)[0].starts_with("www: renewed by a"));
+    let at_a = lab.ca("a").counts();
+    assert_eq!((at_a.orders_created, at_a.orders_replacing), (1, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,9 +269,7 @@ async fn an_interrupted_renew_stops_cleanly_and_the_next_one_resumes_its_order()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_does_not_run_the_pass_in_the_daemon_users_state_directory() {
     use std::os::unix::fs::MetadataExt;
-    if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
-        return; // Only root can be refused here.
-    }
+    require_root("refusing a pass run by root in another user's state directory");
     const NOBODY: u32 = 65534;
     let ca = Ca::testca("a", TestCa::builder(), "").await;
     let lab = Lab::new(Scene::new(), vec![ca]);

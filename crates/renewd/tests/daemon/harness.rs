@@ -163,10 +163,64 @@ impl NotifySocket {
         }
     }
 
+    /// When each message for which `pred` holds arrived during `window`.
+    pub fn arrivals_during(
+        &mut self,
+        window: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Vec<Instant> {
+        let end = Instant::now() + window;
+        let mut got = Vec::new();
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return got;
+            }
+            if let Some(m) = self.recv(left)
+                && pred(&m)
+            {
+                got.push(Instant::now());
+            }
+        }
+    }
+
     /// Drops every message already queued.
     pub fn drain(&mut self) {
         while self.recv(Duration::from_millis(1)).is_some() {}
     }
+}
+
+/// Checks the watchdog's cadence from the arrivals of its pings during `window` when it should
+/// ping every `every`: at least about half the pings expected, and a median interval
+/// within 1.5 × `every`. The median, not the longest gap: one stall of a busy machine
+/// says nothing about the daemon, a ping every two periods would.
+pub fn assert_cadence(arrivals: &[Instant], window: Duration, every: Duration) {
+    let expected = window.as_millis() / every.as_millis();
+    let fewest = usize::try_from(expected / 2 + 1).unwrap();
+    assert!(
+        arrivals.len() >= fewest,
+        "{} pings in {window:?} (expected about {expected}, at least {fewest})",
+        arrivals.len()
+    );
+    let mut gaps: Vec<Duration> = arrivals.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort_unstable();
+    let median = gaps[gaps.len() / 2];
+    assert!(
+        median <= every * 3 / 2,
+        "median interval {median:?}, expected {every:?}; intervals {gaps:?}"
+    );
+}
+
+/// Fails the test loudly unless it runs as root: `what` needs root, and CI runs the suite
+/// as root, so a test that quietly returned would hide that the behaviour went unchecked.
+pub fn require_root(what: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let uid =
+        std::fs::metadata("/proc/self").map_or_else(|e| e.to_string(), |m| m.uid().to_string());
+    assert!(
+        uid == "0",
+        "{what} needs root — this test must run as root (CI does); running as uid {uid}"
+    );
 }
 
 /// Whether `msg` holds the line `line`.

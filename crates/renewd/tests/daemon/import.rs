@@ -63,8 +63,8 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// The serial (lower-case hex) and notAfter of the PEM certificate at `path`.
-fn serial_and_expiry(path: &Path) -> (String, DateTime<Utc>) {
+/// The serial (lower-case hex), notBefore and notAfter of the PEM certificate at `path`.
+fn serial_and_validity(path: &Path) -> (String, DateTime<Utc>, DateTime<Utc>) {
     let pem = std::fs::read(path).unwrap();
     let block = Pem::iter_from_buffer(&pem).next().unwrap().unwrap();
     let cert = block.parse_x509().unwrap();
@@ -73,8 +73,23 @@ fn serial_and_expiry(path: &Path) -> (String, DateTime<Utc>) {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let expiry = DateTime::from_timestamp(cert.validity().not_after.timestamp(), 0).unwrap();
-    (serial.trim_start_matches('0').to_string(), expiry)
+    let time = |t: x509_parser::time::ASN1Time| DateTime::from_timestamp(t.timestamp(), 0).unwrap();
+    (
+        serial.trim_start_matches('0').to_string(),
+        time(cert.validity().not_before),
+        time(cert.validity().not_after),
+    )
+}
+
+/// When the scheduler renews a certificate with this validity and no other rule: when a
+/// third of its lifetime is left (half, for lifetimes of ten days or less).
+fn renews_at(not_before: DateTime<Utc>, not_after: DateTime<Utc>) -> DateTime<Utc> {
+    let lifetime = not_after - not_before;
+    if lifetime <= chrono::TimeDelta::days(10) {
+        not_before + lifetime / 2
+    } else {
+        not_after - lifetime / 3
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,10 +254,19 @@ async fn certbot_lineages_become_config_and_adopted_certificates() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.len(), 2);
+    let now = Utc::now();
     for (row, lineage) in rows.iter().zip(["a.example", "cee"]) {
-        let (serial, expiry) =
-            serial_and_expiry(&config_dir.join("live").join(lineage).join("cert.pem"));
+        let (serial, not_before, expiry) =
+            serial_and_validity(&config_dir.join("live").join(lineage).join("cert.pem"));
         assert_eq!(row["state"], "valid", "{row}");
+        // Due by its real lifetime: neither at once nor left to expire.
+        let next: DateTime<Utc> = row["next_attempt"].as_str().unwrap().parse().unwrap();
+        let expected = renews_at(not_before, expiry);
+        assert!(
+            (next - expected).num_seconds().abs() <= 1,
+            "{lineage}: next attempt {next}, expected {expected} (valid {not_before} .. {expiry})"
+        );
+        assert!(next > now && next < expiry, "{lineage}: {next}");
         assert_eq!(row["serial"], serial.as_str());
         assert_eq!(
             row["not_after"],

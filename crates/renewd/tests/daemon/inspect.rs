@@ -16,7 +16,7 @@ use renewd_store::{
 };
 use serde_json::Value;
 
-use crate::harness::{Scene, run};
+use crate::harness::{Scene, require_root, run};
 use crate::pki;
 
 const STATUS_KEYS: [&str; 8] = [
@@ -647,9 +647,7 @@ fn reads_while_another_connection_writes() {
 
 #[test]
 fn reading_as_root_leaves_the_database_files_to_their_owner() {
-    if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
-        return; // Only root can read another user's store.
-    }
+    require_root("reading another user's store");
     const NOBODY: u32 = 65534;
     let scene = scene();
     populate(&scene);

@@ -9,6 +9,8 @@ mod check;
 mod credentials;
 mod engine_ari;
 mod engine_failover;
+mod engine_hooks;
+mod engine_ledger;
 mod engine_pebble;
 mod engine_reload;
 mod engine_renew;

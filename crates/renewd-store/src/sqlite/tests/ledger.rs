@@ -62,6 +62,31 @@ fn ledger_queries_filter_and_come_newest_first() {
 }
 
 #[test]
+fn a_step_filter_keeps_those_steps_and_the_limit_counts_what_passes() {
+    let f = fixture();
+    let s = &f.store;
+    let step_at = |step, at| RequestOutcome {
+        step,
+        ..outcome("z", Some("www"), OutcomeClass::Ok, at)
+    };
+    let rows = [
+        step_at(Step::Finalize, 0),
+        step_at(Step::Download, 10),
+        step_at(Step::Install, 20),
+        step_at(Step::DeployHook, 30),
+    ];
+    for r in &rows {
+        s.append_outcome(r).unwrap();
+    }
+    let acme = LedgerQuery::all().steps([Step::Finalize, Step::Download]);
+    assert_eq!(s.ledger(&acme).unwrap(), [rows[1].clone(), rows[0].clone()]);
+    // The two newest rows are local: the limit still finds one request row.
+    assert_eq!(s.ledger(&acme.limit(1)).unwrap(), [rows[1].clone()]);
+    assert_eq!(s.ledger(&LedgerQuery::all().steps([])).unwrap(), []);
+    assert_eq!(s.ledger(&LedgerQuery::all()).unwrap().len(), 4);
+}
+
+#[test]
 fn consecutive_failures_count_back_to_the_last_ok() {
     let f = fixture();
     let s = &f.store;
