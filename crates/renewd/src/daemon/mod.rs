@@ -27,6 +27,9 @@ pub use notify::{Notifier, SystemdNotifier, notify_wire};
 
 use crate::{exit, logging};
 
+/// How long the exit waits for the last messages to the service manager.
+const NOTIFY_FLUSH: Duration = Duration::from_secs(2);
+
 /// `renewd run`. `log_format` is `--log-format`, which wins over the config's.
 pub fn run_daemon(config_path: &Path, log_format: Option<LogFormat>, verbose: u8) -> u8 {
     let loaded = Config::load(config_path);
@@ -40,6 +43,7 @@ pub fn run_daemon(config_path: &Path, log_format: Option<LogFormat>, verbose: u8
         Err(e) => {
             log_load_error(&e);
             notifier.notify(&[NotifyState::Status("config invalid, not started")]);
+            notifier.flush(NOTIFY_FLUSH);
             return exit::CONFIG;
         }
     };
@@ -65,7 +69,7 @@ pub fn run_daemon(config_path: &Path, log_format: Option<LogFormat>, verbose: u8
         config_path: config_path.to_path_buf(),
         config,
         log_format_fixed: log_format.is_some(),
-        notifier,
+        notifier: notifier.clone(),
         watchdog,
         start_engine: Some(crate::engine::starter()),
     };
@@ -81,6 +85,8 @@ pub fn run_daemon(config_path: &Path, log_format: Option<LogFormat>, verbose: u8
     });
     // Blocking tasks (a config read) must not hold the exit up.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    // STOPPING=1 (or the failure's STATUS=) must reach systemd before the process is gone.
+    notifier.flush(NOTIFY_FLUSH);
     match result {
         Ok(()) => exit::OK,
         Err(e) => {

@@ -59,10 +59,10 @@ async fn run_issues_installs_deploys_and_reports() {
         ],
     );
 
-    // 400 ms, not less: while the test waits for the issuance it does not read the notify
-    // socket, and once its queue (net.unix.max_dgram_qlen, 10) is full the daemon's
-    // blocking send blocks a runtime worker and stalls the issuance (a daemon bug, open).
-    let ready = lab.start(&[("WATCHDOG_USEC", "400000")]);
+    // 200 ms: while the test waits for the issuance it does not read the notify socket, so
+    // its queue (net.unix.max_dgram_qlen, 10) fills within a second; the daemon's sends must
+    // not stall the issuance meanwhile (they once blocked a runtime worker).
+    let ready = lab.start(&[("WATCHDOG_USEC", "200000")]);
     // READY follows the first scan: it already knows both certificates are missing.
     let status = value(&ready, "STATUS").unwrap();
     assert!(status.starts_with("2 certificates: "), "{status}");
@@ -138,7 +138,7 @@ async fn run_issues_installs_deploys_and_reports() {
     // Idle, the scheduler loop still turns and the pings keep coming; stopped, they stop.
     let window = Duration::from_millis(2000);
     let pings = lab.socket.arrivals_during(window, is_ping);
-    assert_cadence(&pings, window, Duration::from_millis(200));
+    assert_cadence(&pings, window, Duration::from_millis(100));
     let pid = lab.daemon().pid();
     lab.daemon().signal("STOP");
     wait_state(pid, 'T');
