@@ -70,6 +70,18 @@ impl HttpClient for Scripted {
 #[derive(Default)]
 struct Events(Mutex<Vec<RequestEvent>>);
 
+impl Events {
+    /// The step and outcome of every request so far, in order.
+    fn steps(&self) -> Vec<(Step, OutcomeClass)> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| (e.step, e.class))
+            .collect()
+    }
+}
+
 impl RequestObserver for Events {
     fn observe(&self, event: RequestEvent) {
         self.0.lock().unwrap().push(event);
@@ -187,13 +199,7 @@ async fn new_order_sends_profile_and_replaces_and_reads_the_echo() {
     assert_eq!(payload["profile"], "shortlived");
     assert_eq!(payload["replaces"], "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
     assert_eq!(protected_of(body)["kid"], "https://ca/acct/1");
-    let steps: Vec<_> = events
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|e| (e.step, e.class))
-        .collect();
+    let steps = events.steps();
     assert_eq!(
         steps,
         [
@@ -498,13 +504,7 @@ async fn recovery_honours_retry_after_clamped() {
     );
     assert_eq!(issued.order_url, "https://ca/order/1");
     assert_eq!(issued.key_pem, record.key_pem);
-    let steps: Vec<_> = events
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|e| (e.step, e.class))
-        .collect();
+    let steps = events.steps();
     assert_eq!(
         steps,
         [
