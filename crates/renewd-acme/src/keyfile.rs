@@ -5,44 +5,13 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Writes `contents` to `path` so that the file is never readable by others and a crash
 /// leaves either the old or the new file, never a torn one.
 pub(crate) fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("the path names no file"))?
-        .to_string_lossy();
-    let mut attempt = 0u32;
-    let (tmp_path, mut file) = loop {
-        let tmp = dir.join(format!(
-            ".{name}.tmp-{}-{:08x}",
-            std::process::id(),
-            random_u32()
-        ));
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-        {
-            Ok(f) => break (tmp, f),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 8 => {
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    let written = file
-        .write_all(contents)
-        .and_then(|()| file.sync_all())
-        .and_then(|()| std::fs::rename(&tmp_path, path));
-    if let Err(e) = written {
+    let (dir, tmp_path) = synced_temp(path, "tmp", contents)?;
+    if let Err(e) = std::fs::rename(&tmp_path, path) {
         let _ = std::fs::remove_file(&tmp_path);
         return Err(e);
     }
@@ -54,6 +23,27 @@ pub(crate) fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()>
 /// synced, then hard-linked to `path`, which fails if `path` exists). `Ok(false)` when the
 /// file already existed: it is left as it is.
 pub(crate) fn create_private(path: &Path, contents: &[u8]) -> std::io::Result<bool> {
+    let (dir, tmp_path) = synced_temp(path, "new", contents)?;
+    let linked = std::fs::hard_link(&tmp_path, path);
+    let _ = std::fs::remove_file(&tmp_path);
+    match linked {
+        Ok(()) => {
+            File::open(dir)?.sync_all()?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The first half of both writes: a new temp file next to `path` (`.NAME.TAG-PID-RANDOM`,
+/// mode 0600 from creation, never an existing file), holding `contents`, synced to disk.
+/// Returns the directory and the temp file's path; on failure no temp file is left.
+fn synced_temp<'p>(
+    path: &'p Path,
+    tag: &str,
+    contents: &[u8],
+) -> std::io::Result<(&'p Path, PathBuf)> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -65,7 +55,7 @@ pub(crate) fn create_private(path: &Path, contents: &[u8]) -> std::io::Result<bo
     let mut attempt = 0u32;
     let (tmp_path, mut file) = loop {
         let tmp = dir.join(format!(
-            ".{name}.new-{}-{:08x}",
+            ".{name}.{tag}-{}-{:08x}",
             std::process::id(),
             random_u32()
         ));
@@ -82,19 +72,11 @@ pub(crate) fn create_private(path: &Path, contents: &[u8]) -> std::io::Result<bo
             Err(e) => return Err(e),
         }
     };
-    let linked = file
-        .write_all(contents)
-        .and_then(|()| file.sync_all())
-        .and_then(|()| std::fs::hard_link(&tmp_path, path));
-    let _ = std::fs::remove_file(&tmp_path);
-    match linked {
-        Ok(()) => {
-            File::open(dir)?.sync_all()?;
-            Ok(true)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e),
+    if let Err(e) = file.write_all(contents).and_then(|()| file.sync_all()) {
+        let _ = std::fs::remove_file(&tmp_path);
+        return Err(e);
     }
+    Ok((dir, tmp_path))
 }
 
 fn random_u32() -> u32 {

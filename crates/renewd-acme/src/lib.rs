@@ -52,6 +52,8 @@ mod order;
 mod poll;
 mod probe;
 #[cfg(test)]
+mod saved_order_tests;
+#[cfg(test)]
 mod scripted_recovery_tests;
 #[cfg(test)]
 mod scripted_tests;

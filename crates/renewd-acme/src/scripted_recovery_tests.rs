@@ -8,13 +8,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::Utc;
-use renewd_core::{ChallengeType, FailureClass, KeyType};
+use renewd_core::FailureClass;
 
+use crate::saved_order_tests::{self, saved_order};
 use crate::{
-    AccountKey, AcmeClient, BoxError, BoxFuture, CertificateKey, ChallengeAnswer, ChallengeSolver,
-    ClientSettings, Error, HttpClient, Identifier, MemoryPendingOrders, PendingOrder,
-    TransportError, TransportErrorKind,
+    AcmeClient, BoxFuture, ClientSettings, Error, HttpClient, TransportError, TransportErrorKind,
 };
 
 /// How the CA answers a request: (status, body) from the method and URL.
@@ -91,40 +89,13 @@ const PENDING: &str =
 const GATEWAY_504: &str = "<html><head><title>504 Gateway Time-out</title></head></html>";
 const GATEWAY_502: &str = "<html><head><title>502 Bad Gateway</title></head></html>";
 
-struct NoChallenges;
-
-impl ChallengeSolver for NoChallenges {
-    fn present<'a>(&'a self, _: &'a ChallengeAnswer) -> BoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(async { Err("no challenge expected".into()) })
-    }
-    fn cleanup<'a>(&'a self, _: &'a ChallengeAnswer) -> BoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(async { Ok(()) })
-    }
-}
-
 /// Resumes the saved order `https://ca/order/1` through `http`; returns the error and the
 /// (virtual) time it took.
 async fn resume(http: Arc<Routed>) -> (Error, Duration) {
     let client = AcmeClient::with_http_client("https://ca/dir", http, ClientSettings::default());
-    let key = CertificateKey::generate(KeyType::EcdsaP256).unwrap();
-    let ids = vec![Identifier::dns("a.test")];
-    let record = PendingOrder {
-        directory_url: "https://ca/dir".into(),
-        account_url: "https://ca/acct/1".into(),
-        order_url: "https://ca/order/1".into(),
-        csr: crate::jws::b64(key.csr_der(&ids).unwrap()),
-        identifiers: ids,
-        key_type: key.key_type(),
-        key_pem: key.to_pem(),
-        challenge: ChallengeType::Http01,
-        profile: None,
-        preferred_chain: None,
-        created: Utc::now(),
-    };
-    let account = client.account(AccountKey::generate(), "https://ca/acct/1");
+    let record = saved_order();
     let started = tokio::time::Instant::now();
-    let err = account
-        .resume(&record, &NoChallenges, &MemoryPendingOrders::default())
+    let err = saved_order_tests::resume(&client, &record)
         .await
         .unwrap_err();
     (err, started.elapsed())

@@ -13,6 +13,7 @@ use chrono::{TimeDelta, Utc};
 use renewd_core::{FailureClass, OutcomeClass, Step};
 use serde_json::{Value, json};
 
+use crate::saved_order_tests::{resume, saved_order};
 use crate::{
     AccountKey, AcmeClient, BoxFuture, CertId, ClientSettings, Error, HttpClient, Identifier,
     NewOrder, RequestEvent, RequestObserver, TransportError, TransportErrorKind,
@@ -68,6 +69,18 @@ impl HttpClient for Scripted {
 
 #[derive(Default)]
 struct Events(Mutex<Vec<RequestEvent>>);
+
+impl Events {
+    /// The step and outcome of every request so far, in order.
+    fn steps(&self) -> Vec<(Step, OutcomeClass)> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| (e.step, e.class))
+            .collect()
+    }
+}
 
 impl RequestObserver for Events {
     fn observe(&self, event: RequestEvent) {
@@ -448,45 +461,27 @@ fn leaf_chain_pem() -> String {
     cert.pem()
 }
 
-struct Noop;
-
-impl crate::ChallengeSolver for Noop {
-    fn present<'a>(
-        &'a self,
-        _: &'a crate::ChallengeAnswer,
-    ) -> BoxFuture<'a, Result<(), crate::BoxError>> {
-        Box::pin(async { Err("no challenge expected".into()) })
-    }
-    fn cleanup<'a>(
-        &'a self,
-        _: &'a crate::ChallengeAnswer,
-    ) -> BoxFuture<'a, Result<(), crate::BoxError>> {
-        Box::pin(async { Ok(()) })
-    }
-}
-
-fn record(key: &crate::CertificateKey) -> crate::PendingOrder {
-    let ids = vec![Identifier::dns("a.test")];
-    crate::PendingOrder {
-        directory_url: "https://ca/dir".into(),
-        account_url: "https://ca/acct/1".into(),
-        order_url: "https://ca/order/1".into(),
-        csr: crate::jws::b64(key.csr_der(&ids).unwrap()),
-        identifiers: ids,
-        key_type: key.key_type(),
-        key_pem: key.to_pem(),
-        challenge: renewd_core::ChallengeType::Http01,
-        profile: None,
-        preferred_chain: None,
-        created: Utc::now(),
-    }
-}
-
 const READY: &str = r#"{"status":"ready","finalize":"https://ca/finalize/1","authorizations":[]}"#;
 const PROCESSING: &str =
     r#"{"status":"processing","finalize":"https://ca/finalize/1","authorizations":[]}"#;
 const VALID: &str = r#"{"status":"valid","finalize":"https://ca/finalize/1","authorizations":[],
     "certificate":"https://ca/cert/1"}"#;
+
+/// A client with a 120 s order deadline, over a script that serves the directory and then
+/// answers every request with `order` for as long as any test can run.
+fn client_always_answering(order: &str) -> (Arc<Scripted>, AcmeClient) {
+    let http = Arc::new(Scripted::default());
+    http.push(200, &[("replay-nonce", "n0")], DIRECTORY);
+    for i in 1..1000 {
+        http.push(200, &[("replay-nonce", &format!("n{i}"))], order);
+    }
+    let settings = ClientSettings {
+        order_timeout: std::time::Duration::from_secs(120),
+        ..ClientSettings::default()
+    };
+    let client = AcmeClient::with_http_client("https://ca/dir", http.clone(), settings);
+    (http, client)
+}
 
 #[tokio::test(start_paused = true)]
 async fn recovery_honours_retry_after_clamped() {
@@ -506,12 +501,9 @@ async fn recovery_honours_retry_after_clamped() {
     );
     http.push(200, &[("replay-nonce", "n4")], VALID);
     http.push(200, &[("replay-nonce", "n5")], &leaf_chain_pem());
-    let key = crate::CertificateKey::generate(renewd_core::KeyType::EcdsaP256).unwrap();
-    let record = record(&key);
-    let account = client.account(AccountKey::generate(), "https://ca/acct/1");
-    let sink = crate::MemoryPendingOrders::default();
+    let record = saved_order();
     let started = tokio::time::Instant::now();
-    let issued = account.resume(&record, &Noop, &sink).await.unwrap();
+    let issued = resume(&client, &record).await.unwrap();
     let waited = started.elapsed();
     // 30 s as asked after the 503, then 60 s (the clamp) instead of 100000 s.
     assert!(
@@ -521,13 +513,7 @@ async fn recovery_honours_retry_after_clamped() {
     );
     assert_eq!(issued.order_url, "https://ca/order/1");
     assert_eq!(issued.key_pem, record.key_pem);
-    let steps: Vec<_> = events
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|e| (e.step, e.class))
-        .collect();
+    let steps = events.steps();
     assert_eq!(
         steps,
         [
@@ -560,13 +546,8 @@ async fn order_not_ready_means_fetch_the_order_and_an_invalid_order_keeps_its_er
         r#"{"status":"invalid","finalize":"https://ca/finalize/1","authorizations":[],
             "error":{"type":"urn:ietf:params:acme:error:caa","detail":"CAA forbids"}}"#,
     );
-    let key = crate::CertificateKey::generate(renewd_core::KeyType::EcdsaP256).unwrap();
-    let account = client.account(AccountKey::generate(), "https://ca/acct/1");
-    let sink = crate::MemoryPendingOrders::default();
-    let err = account
-        .resume(&record(&key), &Noop, &sink)
-        .await
-        .unwrap_err();
+    let record = saved_order();
+    let err = resume(&client, &record).await.unwrap_err();
     assert!(matches!(err, Error::OrderInvalid { .. }), "{err}");
     assert!(err.is_problem("caa"));
     assert_eq!(err.class(), FailureClass::Rejected { ca_specific: true });
@@ -574,24 +555,10 @@ async fn order_not_ready_means_fetch_the_order_and_an_invalid_order_keeps_its_er
 
 #[tokio::test(start_paused = true)]
 async fn a_stuck_order_ends_at_the_overall_deadline() {
-    let http = Arc::new(Scripted::default());
-    http.push(200, &[("replay-nonce", "n0")], DIRECTORY);
-    for i in 1..1000 {
-        http.push(200, &[("replay-nonce", &format!("n{i}"))], PROCESSING);
-    }
-    let settings = ClientSettings {
-        order_timeout: std::time::Duration::from_secs(120),
-        ..ClientSettings::default()
-    };
-    let client = AcmeClient::with_http_client("https://ca/dir", http.clone(), settings);
-    let key = crate::CertificateKey::generate(renewd_core::KeyType::EcdsaP256).unwrap();
-    let account = client.account(AccountKey::generate(), "https://ca/acct/1");
-    let sink = crate::MemoryPendingOrders::default();
+    let (http, client) = client_always_answering(PROCESSING);
+    let record = saved_order();
     let started = tokio::time::Instant::now();
-    let err = account
-        .resume(&record(&key), &Noop, &sink)
-        .await
-        .unwrap_err();
+    let err = resume(&client, &record).await.unwrap_err();
     assert!(matches!(err, Error::Deadline { .. }), "{err}");
     assert_eq!(err.class(), FailureClass::CaUnavailable);
     assert_eq!(started.elapsed(), std::time::Duration::from_secs(120));
@@ -607,24 +574,10 @@ async fn finalize_answered_with_a_still_ready_order_is_not_resent_in_a_hot_loop(
     // A CA that answers finalize 200 but never acts: the order stays `ready`. Finalize is
     // sent again only after a wait, like any poll, and at most `max_finalizes` times; then
     // the attempt ends (the order may still complete later).
-    let http = Arc::new(Scripted::default());
-    http.push(200, &[("replay-nonce", "n0")], DIRECTORY);
-    for i in 1..1000 {
-        http.push(200, &[("replay-nonce", &format!("n{i}"))], READY);
-    }
-    let settings = ClientSettings {
-        order_timeout: std::time::Duration::from_secs(120),
-        ..ClientSettings::default()
-    };
-    let client = AcmeClient::with_http_client("https://ca/dir", http.clone(), settings);
-    let key = crate::CertificateKey::generate(renewd_core::KeyType::EcdsaP256).unwrap();
-    let account = client.account(AccountKey::generate(), "https://ca/acct/1");
-    let sink = crate::MemoryPendingOrders::default();
+    let (http, client) = client_always_answering(READY);
+    let record = saved_order();
     let started = tokio::time::Instant::now();
-    let err = account
-        .resume(&record(&key), &Noop, &sink)
-        .await
-        .unwrap_err();
+    let err = resume(&client, &record).await.unwrap_err();
     assert!(
         matches!(err, Error::FinalizeUnanswered { sent: 5, .. }),
         "{err}"
@@ -668,11 +621,9 @@ async fn retry_after_zero_on_a_processing_order_is_not_polled_in_a_hot_loop() {
     }
     http.push(200, &[("replay-nonce", "v")], VALID);
     http.push(200, &[("replay-nonce", "c")], &leaf_chain_pem());
-    let key = crate::CertificateKey::generate(renewd_core::KeyType::EcdsaP256).unwrap();
-    let account = client.account(AccountKey::generate(), "https://ca/acct/1");
-    let sink = crate::MemoryPendingOrders::default();
+    let record = saved_order();
     let started = tokio::time::Instant::now();
-    account.resume(&record(&key), &Noop, &sink).await.unwrap();
+    resume(&client, &record).await.unwrap();
     let floor = client.settings().poll.first_interval;
     assert!(
         started.elapsed() >= floor * POLLS as u32,

@@ -7,8 +7,8 @@ mod support;
 use std::sync::Arc;
 
 use renewd_acme::{
-    AccountKey, AcmeClient, CertId, Error, ExternalAccountKey, HyperClient, IssueRequest,
-    MemoryPendingOrders, NewAccount, NewOrder, OrderStatus,
+    Account, AccountKey, AcmeClient, CertId, Error, ExternalAccountKey, HyperClient, IssueRequest,
+    Issued, MemoryPendingOrders, NewAccount, NewOrder, OrderStatus,
 };
 use renewd_core::{ChallengeType, FailureClass, KeyType, OutcomeClass, Step};
 use renewd_testsupport::{Pebble, PebbleOptions};
@@ -24,6 +24,39 @@ fn request(names: &[&str], key_type: KeyType, challenge: ChallengeType) -> Issue
         challenge,
         ..IssueRequest::dns(names)
     }
+}
+
+/// A pebble that validates nothing (`PEBBLE_VA_ALWAYS_VALID`): for tests of the order flow
+/// rather than of the challenges.
+async fn always_valid_pebble() -> Pebble {
+    Pebble::start(PebbleOptions {
+        va_always_valid: true,
+        ..PebbleOptions::default()
+    })
+    .await
+}
+
+/// A fault injector in front of the real HTTP stack, set up to reach `pebble`.
+fn faulty_http(pebble: &Pebble) -> Arc<FaultyHttp> {
+    FaultyHttp::new(HyperClient::new(&settings(pebble).http).unwrap())
+}
+
+/// Issues a certificate for `name` without solving anything (an always-valid pebble) and
+/// without keeping the pending-order record.
+async fn issue_unsolved(acct: &Account, name: &str) -> Issued {
+    acct.issue(
+        &IssueRequest::dns(&[name]),
+        &NoopSolver,
+        &MemoryPendingOrders::default(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Checks `issued` for `names` against pebble's default root.
+async fn verify_issued(pebble: &Pebble, issued: &Issued, names: &[&str]) {
+    let root = pebble.issuing_root_pem(0).await;
+    verify_chain(&issued.chain_pem, &root, names, &issued.key_pem);
 }
 
 #[tokio::test]
@@ -161,8 +194,7 @@ async fn http01_issuance_p256_verifies_against_pebble_root() {
         )
         .await
         .unwrap();
-    let root = pebble.issuing_root_pem(0).await;
-    verify_chain(&issued.chain_pem, &root, &names, &issued.key_pem);
+    verify_issued(&pebble, &issued, &names).await;
     assert!(
         sink.records().is_empty(),
         "the record was dropped after download"
@@ -199,8 +231,7 @@ async fn dns01_issuance_p384() {
         )
         .await
         .unwrap();
-    let root = pebble.issuing_root_pem(0).await;
-    verify_chain(&issued.chain_pem, &root, &names, &issued.key_pem);
+    verify_issued(&pebble, &issued, &names).await;
 }
 
 #[tokio::test]
@@ -223,8 +254,7 @@ async fn tls_alpn01_issuance_rsa2048() {
         .await
         .unwrap();
     assert!(issued.key_pem.contains("PRIVATE KEY"));
-    let root = pebble.issuing_root_pem(0).await;
-    verify_chain(&issued.chain_pem, &root, &names, &issued.key_pem);
+    verify_issued(&pebble, &issued, &names).await;
 }
 
 #[tokio::test]
@@ -238,14 +268,7 @@ async fn half_of_nonces_rejected_every_issuance_succeeds() {
     let (client, recorder) = client(&pebble);
     let acct = account(&client).await;
     for i in 0..4 {
-        let name = format!("nonce{i}.test");
-        acct.issue(
-            &IssueRequest::dns(&[name.as_str()]),
-            &NoopSolver,
-            &MemoryPendingOrders::default(),
-        )
-        .await
-        .unwrap();
+        issue_unsolved(&acct, &format!("nonce{i}.test")).await;
     }
     let bad = recorder.count_class(OutcomeClass::BadNonce);
     assert!(
@@ -268,14 +291,7 @@ async fn alternate_chains_and_preferred_chain() {
     .await;
     let (client, _) = client(&pebble);
     let acct = account(&client).await;
-    let first = acct
-        .issue(
-            &IssueRequest::dns(&["alt.test"]),
-            &NoopSolver,
-            &MemoryPendingOrders::default(),
-        )
-        .await
-        .unwrap();
+    let first = issue_unsolved(&acct, "alt.test").await;
     assert_eq!(
         first.alternates.len(),
         2,
@@ -324,12 +340,8 @@ async fn alternate_chains_and_preferred_chain() {
 
 #[tokio::test]
 async fn resume_after_the_client_died_right_after_finalize() {
-    let pebble = Pebble::start(PebbleOptions {
-        va_always_valid: true,
-        ..PebbleOptions::default()
-    })
-    .await;
-    let http = FaultyHttp::new(HyperClient::new(&settings(&pebble).http).unwrap());
+    let pebble = always_valid_pebble().await;
+    let http = faulty_http(&pebble);
     let died = Arc::new(Notify::new());
     http.add("/finalize-order/", 1, Fault::HangAfterSending(died.clone()));
     let (first_client, _) = client_over(&pebble, http.clone());
@@ -357,19 +369,14 @@ async fn resume_after_the_client_died_right_after_finalize() {
         "pebble had the CSR already"
     );
     assert_eq!(issued.key_pem, record.key_pem, "the recorded key");
-    let root = pebble.issuing_root_pem(0).await;
-    verify_chain(&issued.chain_pem, &root, &["resume.test"], &issued.key_pem);
+    verify_issued(&pebble, &issued, &["resume.test"]).await;
     assert!(sink.records().is_empty());
 }
 
 #[tokio::test]
 async fn finalize_504_after_the_ca_acted_recovers_the_same_order() {
-    let pebble = Pebble::start(PebbleOptions {
-        va_always_valid: true,
-        ..PebbleOptions::default()
-    })
-    .await;
-    let http = FaultyHttp::new(HyperClient::new(&settings(&pebble).http).unwrap());
+    let pebble = always_valid_pebble().await;
+    let http = faulty_http(&pebble);
     http.add(
         "/finalize-order/",
         1,
@@ -380,14 +387,7 @@ async fn finalize_504_after_the_ca_acted_recovers_the_same_order() {
     );
     let (client, recorder) = client_over(&pebble, http.clone());
     let acct = account(&client).await;
-    let issued = acct
-        .issue(
-            &IssueRequest::dns(&["gateway.test"]),
-            &NoopSolver,
-            &MemoryPendingOrders::default(),
-        )
-        .await
-        .unwrap();
+    let issued = issue_unsolved(&acct, "gateway.test").await;
     assert_eq!(recorder.count(Step::NewOrder), 1);
     let finalize: Vec<_> = recorder
         .events()
@@ -404,18 +404,13 @@ async fn finalize_504_after_the_ca_acted_recovers_the_same_order() {
             .unwrap()
             .contains("504 Gateway Time-out")
     );
-    let root = pebble.issuing_root_pem(0).await;
-    verify_chain(&issued.chain_pem, &root, &["gateway.test"], &issued.key_pem);
+    verify_issued(&pebble, &issued, &["gateway.test"]).await;
 }
 
 #[tokio::test]
 async fn finalize_502_before_the_ca_acted_finalizes_again_with_the_same_csr() {
-    let pebble = Pebble::start(PebbleOptions {
-        va_always_valid: true,
-        ..PebbleOptions::default()
-    })
-    .await;
-    let http = FaultyHttp::new(HyperClient::new(&settings(&pebble).http).unwrap());
+    let pebble = always_valid_pebble().await;
+    let http = faulty_http(&pebble);
     http.add(
         "/finalize-order/",
         2,
@@ -427,14 +422,7 @@ async fn finalize_502_before_the_ca_acted_finalizes_again_with_the_same_csr() {
     http.add("/finalize-order/", 1, Fault::TimeoutAfterSending);
     let (client, recorder) = client_over(&pebble, http.clone());
     let acct = account(&client).await;
-    let issued = acct
-        .issue(
-            &IssueRequest::dns(&["again.test"]),
-            &NoopSolver,
-            &MemoryPendingOrders::default(),
-        )
-        .await
-        .unwrap();
+    let issued = issue_unsolved(&acct, "again.test").await;
     assert_eq!(recorder.count(Step::NewOrder), 1, "never a second order");
     let finalize_payloads: Vec<_> = http
         .sent()
@@ -458,18 +446,13 @@ async fn finalize_502_before_the_ca_acted_finalizes_again_with_the_same_csr() {
         .map(|e| e.class)
         .collect();
     assert_eq!(classes, vec![OutcomeClass::CaUnavailable; 3]);
-    let root = pebble.issuing_root_pem(0).await;
-    verify_chain(&issued.chain_pem, &root, &["again.test"], &issued.key_pem);
+    verify_issued(&pebble, &issued, &["again.test"]).await;
 }
 
 #[tokio::test]
 async fn already_replaced_is_retried_without_replaces() {
-    let pebble = Pebble::start(PebbleOptions {
-        va_always_valid: true,
-        ..PebbleOptions::default()
-    })
-    .await;
-    let http = FaultyHttp::new(HyperClient::new(&settings(&pebble).http).unwrap());
+    let pebble = always_valid_pebble().await;
+    let http = faulty_http(&pebble);
     // pebble 2.4 has no ARI: pretend its directory has renewalInfo, and refuse the first
     // newOrder as alreadyReplaced.
     http.add(
@@ -519,11 +502,7 @@ async fn already_replaced_is_retried_without_replaces() {
 
 #[tokio::test]
 async fn revocation_by_account_key_and_by_certificate_key() {
-    let pebble = Pebble::start(PebbleOptions {
-        va_always_valid: true,
-        ..PebbleOptions::default()
-    })
-    .await;
+    let pebble = always_valid_pebble().await;
     let (client, _) = client(&pebble);
     let acct = account(&client).await;
     let sink = MemoryPendingOrders::default();
@@ -575,11 +554,7 @@ async fn blocked_name_is_rejected_with_the_problem_detail() {
 
 #[tokio::test]
 async fn low_level_order_steps_and_what_pebble_lacks() {
-    let pebble = Pebble::start(PebbleOptions {
-        va_always_valid: true,
-        ..PebbleOptions::default()
-    })
-    .await;
+    let pebble = always_valid_pebble().await;
     let (client, _) = client(&pebble);
     let report = client.probe().await.unwrap();
     assert!(report.latency >= report.nonce_latency);
@@ -677,7 +652,7 @@ async fn resume_of_a_pending_order_redoes_the_authorizations() {
         ..PebbleOptions::default()
     })
     .await;
-    let http = FaultyHttp::new(HyperClient::new(&settings(&pebble).http).unwrap());
+    let http = faulty_http(&pebble);
     let died = Arc::new(Notify::new());
     // The first process dies while reading the first authorization: nothing answered yet.
     http.add("/authZ/", 1, Fault::HangAfterSending(died.clone()));
@@ -706,8 +681,7 @@ async fn resume_of_a_pending_order_redoes_the_authorizations() {
         1,
         "the authorization was redone"
     );
-    let root = pebble.issuing_root_pem(0).await;
-    verify_chain(&issued.chain_pem, &root, &["pending.test"], &issued.key_pem);
+    verify_issued(&pebble, &issued, &["pending.test"]).await;
 }
 
 #[tokio::test]
@@ -741,12 +715,8 @@ async fn failed_validation_is_rejected_with_the_challenge_problem() {
 
 #[tokio::test]
 async fn recovery_gives_up_at_the_deadline_and_keeps_the_record() {
-    let pebble = Pebble::start(PebbleOptions {
-        va_always_valid: true,
-        ..PebbleOptions::default()
-    })
-    .await;
-    let http = FaultyHttp::new(HyperClient::new(&settings(&pebble).http).unwrap());
+    let pebble = always_valid_pebble().await;
+    let http = faulty_http(&pebble);
     http.add(
         "/finalize-order/",
         usize::MAX,

@@ -17,12 +17,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use renewd_acme::{BoxError, BoxFuture, ChallengeAnswer, ChallengeSolver};
 use renewd_core::ChallengeType;
 use tokio::net::TcpStream;
-use tokio_util::sync::{CancellationToken, DropGuard};
-use tokio_util::task::TaskTracker;
+use tokio_util::sync::CancellationToken;
 
 use crate::answer::{check_token, expect_type};
 use crate::error::Error;
-use crate::listen::{accept_loop, bind_all};
+use crate::listen::{Serving, bind_all};
 
 const PREFIX: &str = "/.well-known/acme-challenge/";
 
@@ -49,10 +48,7 @@ pub struct Http01Responder {
 #[derive(Debug)]
 struct Inner {
     tokens: Arc<Tokens>,
-    local_addrs: Vec<SocketAddr>,
-    tracker: TaskTracker,
-    stop: CancellationToken,
-    _stop_on_drop: DropGuard,
+    serving: Serving,
 }
 
 impl Http01Responder {
@@ -63,53 +59,39 @@ impl Http01Responder {
         shutdown: &CancellationToken,
     ) -> Result<Http01Responder, Error> {
         let listeners = bind_all(listen, ChallengeType::Http01)?;
-        let stop = shutdown.child_token();
         let tokens: Arc<Tokens> = Arc::default();
-        let tracker = TaskTracker::new();
-        let mut local_addrs = Vec::with_capacity(listeners.len());
-        for (listener, &configured) in listeners.into_iter().zip(listen) {
-            let addr = listener.local_addr().map_err(|source| Error::Bind {
-                challenge: ChallengeType::Http01,
-                addr: configured,
-                source,
-            })?;
-            local_addrs.push(addr);
+        let serve = {
             let tokens = tokens.clone();
-            tracker.spawn(accept_loop(
-                listener,
-                stop.clone(),
-                DRAIN,
-                move |stream, _, stop| serve_connection(stream, tokens.clone(), stop),
-            ));
-        }
-        tracker.close();
-        tracing::info!(addrs = ?local_addrs, "http-01 responder listening");
+            move |stream, _, stop| serve_connection(stream, tokens.clone(), stop)
+        };
+        let serving = Serving::spawn(
+            listeners,
+            listen,
+            ChallengeType::Http01,
+            shutdown,
+            DRAIN,
+            serve,
+        )?;
+        tracing::info!(addrs = ?serving.local_addrs(), "http-01 responder listening");
         Ok(Http01Responder {
-            inner: Arc::new(Inner {
-                tokens,
-                local_addrs,
-                tracker,
-                stop: stop.clone(),
-                _stop_on_drop: stop.drop_guard(),
-            }),
+            inner: Arc::new(Inner { tokens, serving }),
         })
     }
 
     /// The addresses it listens on (the configured ones, with port 0 resolved).
     pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.inner.local_addrs
+        self.inner.serving.local_addrs()
     }
 
     /// Stops serving (like cancelling the start token).
     pub fn stop(&self) {
-        self.inner.stop.cancel();
+        self.inner.serving.stop();
     }
 
     /// Resolves once it has stopped: listeners closed, connections finished. The future
     /// does not keep the responder alive (dropping every handle stops it too).
     pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
-        let tracker = self.inner.tracker.clone();
-        async move { tracker.wait().await }
+        self.inner.serving.closed()
     }
 
     /// How many tokens are published now.

@@ -17,12 +17,11 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::{CancellationToken, DropGuard};
-use tokio_util::task::TaskTracker;
+use tokio_util::sync::CancellationToken;
 
 use crate::answer::expect_type;
 use crate::error::Error;
-use crate::listen::{accept_loop, bind_all};
+use crate::listen::{Serving, bind_all};
 
 /// How long a client may take to complete the handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,10 +37,7 @@ pub struct TlsAlpn01Responder {
 #[derive(Debug)]
 struct Inner {
     certs: Arc<CertsBySni>,
-    local_addrs: Vec<SocketAddr>,
-    tracker: TaskTracker,
-    stop: CancellationToken,
-    _stop_on_drop: DropGuard,
+    serving: Serving,
 }
 
 /// The published challenge certificates, by lower-cased SNI.
@@ -75,52 +71,35 @@ impl TlsAlpn01Responder {
         let listeners = bind_all(listen, ChallengeType::TlsAlpn01)?;
         let certs = Arc::new(CertsBySni::default());
         let acceptor = TlsAcceptor::from(Arc::new(server_config(certs.clone())?));
-        let stop = shutdown.child_token();
-        let tracker = TaskTracker::new();
-        let mut local_addrs = Vec::with_capacity(listeners.len());
-        for (listener, &configured) in listeners.into_iter().zip(listen) {
-            let addr = listener.local_addr().map_err(|source| Error::Bind {
-                challenge: ChallengeType::TlsAlpn01,
-                addr: configured,
-                source,
-            })?;
-            local_addrs.push(addr);
-            let acceptor = acceptor.clone();
-            tracker.spawn(accept_loop(
-                listener,
-                stop.clone(),
-                HANDSHAKE_TIMEOUT,
-                move |stream, peer, stop| handshake(acceptor.clone(), stream, peer, stop),
-            ));
-        }
-        tracker.close();
-        tracing::info!(addrs = ?local_addrs, "tls-alpn-01 responder listening");
+        let serve = move |stream, peer, stop| handshake(acceptor.clone(), stream, peer, stop);
+        let serving = Serving::spawn(
+            listeners,
+            listen,
+            ChallengeType::TlsAlpn01,
+            shutdown,
+            HANDSHAKE_TIMEOUT,
+            serve,
+        )?;
+        tracing::info!(addrs = ?serving.local_addrs(), "tls-alpn-01 responder listening");
         Ok(TlsAlpn01Responder {
-            inner: Arc::new(Inner {
-                certs,
-                local_addrs,
-                tracker,
-                stop: stop.clone(),
-                _stop_on_drop: stop.drop_guard(),
-            }),
+            inner: Arc::new(Inner { certs, serving }),
         })
     }
 
     /// The addresses it listens on (port 0 resolved).
     pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.inner.local_addrs
+        self.inner.serving.local_addrs()
     }
 
     /// Stops answering (like cancelling the start token).
     pub fn stop(&self) {
-        self.inner.stop.cancel();
+        self.inner.serving.stop();
     }
 
     /// Resolves once it has stopped: listeners closed, connections finished. The future
     /// does not keep the responder alive (dropping every handle stops it too).
     pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
-        let tracker = self.inner.tracker.clone();
-        async move { tracker.wait().await }
+        self.inner.serving.closed()
     }
 }
 

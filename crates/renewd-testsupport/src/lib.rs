@@ -8,15 +8,19 @@
 //!   leaves no orphans; start peers from the test's own thread or a runtime worker, not
 //!   from `spawn_blocking`, whose threads exit when idle).
 //! - [`free_port`]: a free loopback TCP port.
+//! - [`verify_chain`]: an issued chain checked as a TLS client would (path to the root,
+//!   names, exact SANs) and against the certificate key; [`leaf_der`] for its leaf.
 //!
 //! Every helper panics with a clear message on failure: this crate only runs inside tests.
 #![allow(clippy::unwrap_used)]
 
+mod chain;
 mod child;
 mod https;
 mod pebble;
 mod tls;
 
+pub use chain::{leaf_der, verify_chain};
 pub use child::{ChildGuard, free_port};
 pub use pebble::{Pebble, PebbleOptions};
 pub use tls::ThrowawayTls;

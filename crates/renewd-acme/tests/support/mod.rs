@@ -1,5 +1,6 @@
 //! Helpers for the pebble tests: challenge solvers that really answer pebble's validator,
-//! a fault-injecting HTTP client, an event recorder and chain verification.
+//! a fault-injecting HTTP client, an event recorder; chain verification comes from
+//! renewd-testsupport.
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod faults;
@@ -9,14 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use renewd_acme::{
-    AccountKey, AcmeClient, CertificateKey, ClientSettings, HttpClient, HttpSettings, NewAccount,
-    RequestEvent, RequestObserver,
+    AccountKey, AcmeClient, ClientSettings, HttpClient, HttpSettings, NewAccount, RequestEvent,
+    RequestObserver,
 };
 use renewd_core::{OutcomeClass, Step};
 use renewd_testsupport::Pebble;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use x509_parser::prelude::*;
+pub use renewd_testsupport::{leaf_der, verify_chain};
 
 /// Client settings for a local CA: trusts pebble's TLS root, short timeouts.
 pub fn settings(pebble: &Pebble) -> ClientSettings {
@@ -90,74 +89,4 @@ impl RequestObserver for Recorder {
     fn observe(&self, event: RequestEvent) {
         self.events.lock().unwrap().push(event);
     }
-}
-
-fn certs(pem: &str) -> Vec<CertificateDer<'static>> {
-    CertificateDer::pem_slice_iter(pem.as_bytes())
-        .map(|c| c.unwrap())
-        .collect()
-}
-
-/// Checks an issued chain: it verifies up to `root_pem` (rustls-webpki, server auth, now),
-/// the leaf is valid for each name and holds exactly those SANs, and its public key is the
-/// one of `key_pem`.
-pub fn verify_chain(chain_pem: &str, root_pem: &str, names: &[&str], key_pem: &str) {
-    let chain = certs(chain_pem);
-    assert!(chain.len() >= 2, "leaf and at least one intermediate");
-    let roots = certs(root_pem);
-    let anchors: Vec<_> = roots
-        .iter()
-        .map(|r| webpki::anchor_from_trusted_cert(r).unwrap().to_owned())
-        .collect();
-    let leaf = webpki::EndEntityCert::try_from(&chain[0]).unwrap();
-    let algs = rustls::crypto::ring::default_provider()
-        .signature_verification_algorithms
-        .all;
-    leaf.verify_for_usage(
-        algs,
-        &anchors,
-        &chain[1..],
-        UnixTime::now(),
-        webpki::KeyUsage::server_auth(),
-        None,
-        None,
-    )
-    .expect("the chain verifies against pebble's root");
-    for name in names {
-        // A wildcard covers any single label: check one.
-        let concrete = match name.strip_prefix("*.") {
-            Some(base) => format!("any.{base}"),
-            None => name.to_string(),
-        };
-        leaf.verify_is_valid_for_subject_name(&ServerName::try_from(concrete).unwrap())
-            .unwrap_or_else(|e| panic!("not valid for {name}: {e:?}"));
-    }
-    let (_, x509) = X509Certificate::from_der(&chain[0]).unwrap();
-    let mut sans: Vec<String> = x509
-        .subject_alternative_name()
-        .unwrap()
-        .unwrap()
-        .value
-        .general_names
-        .iter()
-        .map(|n| match n {
-            GeneralName::DNSName(d) => d.to_string(),
-            other => format!("{other:?}"),
-        })
-        .collect();
-    sans.sort();
-    let mut want: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    want.sort();
-    assert_eq!(sans, want, "SANs are exactly the ordered names");
-    let key = CertificateKey::from_pem(key_pem).unwrap();
-    assert_eq!(
-        x509.public_key().raw,
-        key.public_key_der().unwrap().as_slice(),
-        "the leaf holds the certificate key"
-    );
-}
-
-/// The DER of the leaf of a PEM chain.
-pub fn leaf_der(chain_pem: &str) -> Vec<u8> {
-    certs(chain_pem)[0].to_vec()
 }

@@ -7,17 +7,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use renewd_acme::{
-    AccountKey, AcmeClient, CertificateKey, ChallengeAnswer, ChallengeProof, ClientSettings,
-    HttpSettings, NewAccount, dns01_record_name, dns01_txt_value, http01_path,
-    tls_alpn01_certificate,
+    AccountKey, AcmeClient, ChallengeAnswer, ChallengeProof, ClientSettings, HttpSettings,
+    NewAccount, dns01_record_name, dns01_txt_value, http01_path, tls_alpn01_certificate,
 };
 use renewd_config::Command;
 use renewd_core::{ChallengeType, FailureClass};
 use renewd_testsupport::Pebble;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+pub use renewd_testsupport::verify_chain;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use x509_parser::prelude::*;
 
 pub const KEY_AUTH: &str = "tok-1.thumbprint-abc";
 
@@ -169,69 +166,6 @@ pub async fn account(client: &AcmeClient) -> renewd_acme::Account {
         }
     }
     panic!("badNonce five times in a row")
-}
-
-fn certs(pem: &str) -> Vec<CertificateDer<'static>> {
-    CertificateDer::pem_slice_iter(pem.as_bytes())
-        .map(|c| c.unwrap())
-        .collect()
-}
-
-/// The chain verifies up to `root_pem`, the leaf is valid for each name, holds exactly those
-/// SANs and the key of `key_pem`.
-pub fn verify_chain(chain_pem: &str, root_pem: &str, names: &[&str], key_pem: &str) {
-    let chain = certs(chain_pem);
-    assert!(chain.len() >= 2, "leaf and at least one intermediate");
-    let roots = certs(root_pem);
-    let anchors: Vec<_> = roots
-        .iter()
-        .map(|r| webpki::anchor_from_trusted_cert(r).unwrap().to_owned())
-        .collect();
-    let leaf = webpki::EndEntityCert::try_from(&chain[0]).unwrap();
-    let algs = rustls::crypto::ring::default_provider()
-        .signature_verification_algorithms
-        .all;
-    leaf.verify_for_usage(
-        algs,
-        &anchors,
-        &chain[1..],
-        UnixTime::now(),
-        webpki::KeyUsage::server_auth(),
-        None,
-        None,
-    )
-    .expect("the chain verifies against pebble's root");
-    for name in names {
-        let concrete = match name.strip_prefix("*.") {
-            Some(base) => format!("any.{base}"),
-            None => name.to_string(),
-        };
-        leaf.verify_is_valid_for_subject_name(&ServerName::try_from(concrete).unwrap())
-            .unwrap_or_else(|e| panic!("not valid for {name}: {e:?}"));
-    }
-    let (_, x509) = X509Certificate::from_der(&chain[0]).unwrap();
-    let mut sans: Vec<String> = x509
-        .subject_alternative_name()
-        .unwrap()
-        .unwrap()
-        .value
-        .general_names
-        .iter()
-        .map(|n| match n {
-            GeneralName::DNSName(d) => d.to_string(),
-            other => format!("{other:?}"),
-        })
-        .collect();
-    sans.sort();
-    let mut want: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    want.sort();
-    assert_eq!(sans, want, "SANs are exactly the ordered names");
-    let key = CertificateKey::from_pem(key_pem).unwrap();
-    assert_eq!(
-        x509.public_key().raw,
-        key.public_key_der().unwrap().as_slice(),
-        "the leaf holds the certificate key"
-    );
 }
 
 /// Whether process `pid` is gone (or a zombie nobody reaped yet: dead all the same).

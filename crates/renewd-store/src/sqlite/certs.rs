@@ -4,6 +4,7 @@ use renewd_core::CertName;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::codec::{Col, count, ms, ms_opt, path_buf, path_text};
+use super::rows;
 use crate::error::StoreError;
 use crate::records::{AriState, CertState, InstalledCert, LastError, PendingOrder};
 
@@ -151,20 +152,20 @@ impl Raw {
 }
 
 pub(super) fn get(conn: &Connection, cert: &CertName) -> Result<Option<CertState>, StoreError> {
-    conn.prepare_cached(&format!("{SELECT} WHERE s.cert = ?1"))
-        .and_then(|mut st| st.query_row(params![cert.as_str()], read_raw).optional())
-        .map_err(StoreError::db("reading a certificate's state"))?
-        .map(Raw::decode)
-        .transpose()
+    let sql = format!("{SELECT} WHERE s.cert = ?1");
+    let op = "reading a certificate's state";
+    rows::one(conn, &sql, cert.as_str(), read_raw, Raw::decode, op)
 }
 
 pub(super) fn all(conn: &Connection) -> Result<Vec<CertState>, StoreError> {
-    conn.prepare_cached(&format!("{SELECT} ORDER BY s.cert"))
-        .and_then(|mut st| st.query_map([], read_raw)?.collect::<Result<Vec<_>, _>>())
-        .map_err(StoreError::db("reading certificate states"))?
-        .into_iter()
-        .map(Raw::decode)
-        .collect()
+    let sql = format!("{SELECT} ORDER BY s.cert");
+    rows::all(
+        conn,
+        &sql,
+        read_raw,
+        Raw::decode,
+        "reading certificate states",
+    )
 }
 
 /// Writes the state and its pending order; the caller wraps this in a transaction.

@@ -1,9 +1,10 @@
 //! The CA health and account tables.
 
 use renewd_core::CaName;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, params};
 
 use super::codec::{Col, count, dur_ms_opt, ms, ms_opt, path_buf, path_text};
+use super::rows::{self, tuple};
 use crate::error::StoreError;
 use crate::records::{AccountRecord, CaHealth};
 
@@ -21,20 +22,6 @@ type RawHealth = (
     Option<i64>,
     Option<i64>,
 );
-
-fn read_health(r: &Row<'_>) -> rusqlite::Result<RawHealth> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-    ))
-}
 
 fn decode_health(raw: RawHealth) -> Result<CaHealth, StoreError> {
     let (ca, circuit, failures, open_until, cooldown, probe, probe_ok, probe_latency, blocked) =
@@ -54,23 +41,20 @@ fn decode_health(raw: RawHealth) -> Result<CaHealth, StoreError> {
 }
 
 pub(super) fn get(conn: &Connection, ca: &CaName) -> Result<Option<CaHealth>, StoreError> {
-    conn.prepare_cached(&format!("{SELECT_HEALTH} WHERE ca = ?1"))
-        .and_then(|mut st| st.query_row(params![ca.as_str()], read_health).optional())
-        .map_err(StoreError::db("reading a CA's health"))?
-        .map(decode_health)
-        .transpose()
+    let sql = format!("{SELECT_HEALTH} WHERE ca = ?1");
+    rows::one(
+        conn,
+        &sql,
+        ca.as_str(),
+        tuple,
+        decode_health,
+        "reading a CA's health",
+    )
 }
 
 pub(super) fn all(conn: &Connection) -> Result<Vec<CaHealth>, StoreError> {
-    conn.prepare_cached(&format!("{SELECT_HEALTH} ORDER BY ca"))
-        .and_then(|mut st| {
-            st.query_map([], read_health)?
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(StoreError::db("reading CA health"))?
-        .into_iter()
-        .map(decode_health)
-        .collect()
+    let sql = format!("{SELECT_HEALTH} ORDER BY ca");
+    rows::all(conn, &sql, tuple, decode_health, "reading CA health")
 }
 
 pub(super) fn put(conn: &Connection, h: &CaHealth) -> Result<(), StoreError> {
@@ -100,17 +84,6 @@ const SELECT_ACCOUNT: &str = "SELECT ca, url, key_path, eab_kid, contact, create
 
 type RawAccount = (String, String, String, Option<String>, String, i64);
 
-fn read_account(r: &Row<'_>) -> rusqlite::Result<RawAccount> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-    ))
-}
-
 fn decode_account(raw: RawAccount) -> Result<AccountRecord, StoreError> {
     let (ca, url, key_path, eab_kid, contact, created) = raw;
     let col = |c| Col::new("account", c);
@@ -130,23 +103,20 @@ pub(super) fn get_account(
     conn: &Connection,
     ca: &CaName,
 ) -> Result<Option<AccountRecord>, StoreError> {
-    conn.prepare_cached(&format!("{SELECT_ACCOUNT} WHERE ca = ?1"))
-        .and_then(|mut st| st.query_row(params![ca.as_str()], read_account).optional())
-        .map_err(StoreError::db("reading an account"))?
-        .map(decode_account)
-        .transpose()
+    let sql = format!("{SELECT_ACCOUNT} WHERE ca = ?1");
+    rows::one(
+        conn,
+        &sql,
+        ca.as_str(),
+        tuple,
+        decode_account,
+        "reading an account",
+    )
 }
 
 pub(super) fn all_accounts(conn: &Connection) -> Result<Vec<AccountRecord>, StoreError> {
-    conn.prepare_cached(&format!("{SELECT_ACCOUNT} ORDER BY ca"))
-        .and_then(|mut st| {
-            st.query_map([], read_account)?
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(StoreError::db("reading accounts"))?
-        .into_iter()
-        .map(decode_account)
-        .collect()
+    let sql = format!("{SELECT_ACCOUNT} ORDER BY ca");
+    rows::all(conn, &sql, tuple, decode_account, "reading accounts")
 }
 
 pub(super) fn put_account(conn: &Connection, a: &AccountRecord) -> Result<(), StoreError> {

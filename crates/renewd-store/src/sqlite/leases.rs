@@ -3,9 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use renewd_core::CertName;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, params};
 
 use super::codec::{Col, ms};
+use super::rows::{self, tuple};
 use crate::error::StoreError;
 use crate::lease::{Lease, LeaseHolder, LeaseOutcome};
 
@@ -13,19 +14,6 @@ const SELECT: &str =
     "SELECT cert, pid, pid_start, boot_id, hostname, token, acquired_ms, expires_ms FROM lease";
 
 type Raw = (String, i64, Option<i64>, String, String, String, i64, i64);
-
-fn read(r: &Row<'_>) -> rusqlite::Result<Raw> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-    ))
-}
 
 fn decode(raw: Raw) -> Result<Lease, StoreError> {
     let (cert, pid, pid_start, boot_id, hostname, token, acquired, expires) = raw;
@@ -45,20 +33,13 @@ fn decode(raw: Raw) -> Result<Lease, StoreError> {
 }
 
 pub(super) fn get(conn: &Connection, cert: &CertName) -> Result<Option<Lease>, StoreError> {
-    conn.prepare_cached(&format!("{SELECT} WHERE cert = ?1"))
-        .and_then(|mut st| st.query_row(params![cert.as_str()], read).optional())
-        .map_err(StoreError::db("reading a lease"))?
-        .map(decode)
-        .transpose()
+    let sql = format!("{SELECT} WHERE cert = ?1");
+    rows::one(conn, &sql, cert.as_str(), tuple, decode, "reading a lease")
 }
 
 pub(super) fn all(conn: &Connection) -> Result<Vec<Lease>, StoreError> {
-    conn.prepare_cached(&format!("{SELECT} ORDER BY cert"))
-        .and_then(|mut st| st.query_map([], read)?.collect::<Result<Vec<_>, _>>())
-        .map_err(StoreError::db("reading leases"))?
-        .into_iter()
-        .map(decode)
-        .collect()
+    let sql = format!("{SELECT} ORDER BY cert");
+    rows::all(conn, &sql, tuple, decode, "reading leases")
 }
 
 fn write(conn: &Connection, lease: &Lease) -> Result<(), StoreError> {

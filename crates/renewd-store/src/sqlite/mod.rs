@@ -7,6 +7,7 @@ mod codec;
 mod health;
 mod leases;
 mod ledger;
+mod rows;
 mod schema;
 
 use std::path::{Path, PathBuf};

@@ -3,22 +3,18 @@
 
 use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
 
-use renewd_testca::{ChallengeMode, Endpoint, TestCaHandle, Validators};
+use renewd_testca::{Endpoint, TestCaHandle, Validators};
 
-use crate::support::{assert_chains_to, builder, free_port, pem_certs};
+use crate::support::peers::{log_of, run_peer, trust_file};
+use crate::support::{assert_chains_to, free_port, pem_certs, start_validating};
 
 const CERTBOT: &str = "/usr/bin/certbot";
 
 async fn certbot(ca: &TestCaHandle, dir: &Path, args: &[&str]) -> Output {
-    assert!(
-        Path::new(CERTBOT).exists(),
-        "certbot is not installed (apt-get install certbot)"
-    );
-    let root = dir.join("https-root.pem");
-    std::fs::write(&root, ca.root_pem()).expect("write root");
-    let run = tokio::process::Command::new(CERTBOT)
+    let root = trust_file(CERTBOT, ca, dir);
+    let mut command = tokio::process::Command::new(CERTBOT);
+    command
         .env("REQUESTS_CA_BUNDLE", &root)
         .args(args)
         .args(["--server", &ca.directory_url(), "--non-interactive"])
@@ -27,34 +23,18 @@ async fn certbot(ca: &TestCaHandle, dir: &Path, args: &[&str]) -> Output {
         .arg("--work-dir")
         .arg(dir.join("work"))
         .arg("--logs-dir")
-        .arg(dir.join("logs"))
-        .kill_on_drop(true)
-        .output();
-    tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("certbot finishes within 2 minutes")
-        .expect("certbot runs")
-}
-
-fn log_of(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+        .arg(dir.join("logs"));
+    run_peer("certbot", command).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certbot_obtains_and_revokes_with_an_rsa_account() {
     let port = free_port();
-    let ca = builder()
-        .challenge_mode(ChallengeMode::Validate(Validators {
-            http01_port: Some(port),
-            ..Validators::default()
-        }))
-        .start()
-        .await
-        .expect("start");
+    let ca = start_validating(Validators {
+        http01_port: Some(port),
+        ..Validators::default()
+    })
+    .await;
     let dir = tempfile::tempdir().expect("tempdir");
     let port_arg = port.to_string();
     let out = certbot(

@@ -5,22 +5,19 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use renewd_testca::{ChallengeMode, Endpoint, Fault, FaultPlan, TestCaHandle, Validators};
+use renewd_testca::{Endpoint, Fault, FaultPlan, TestCaHandle, Validators};
 
-use crate::support::{assert_chains_to, builder, free_port, pem_certs, start};
+use crate::support::peers::{log_of, run_peer, trust_file};
+use crate::support::{assert_chains_to, free_port, pem_certs, start, start_validating};
 
 const LEGO: &str = "/usr/bin/lego";
 
 /// Runs `lego … run` for `domain` against `ca`, answering http-01 on `http_port`, with all
 /// its files under `dir`. The process is killed if the test ends first.
 async fn run_lego(ca: &TestCaHandle, dir: &Path, domain: &str, http_port: u16) -> Output {
-    assert!(
-        Path::new(LEGO).exists(),
-        "lego is not installed (apt-get install lego)"
-    );
-    let root = dir.join("https-root.pem");
-    std::fs::write(&root, ca.root_pem()).expect("write root");
-    let child = tokio::process::Command::new(LEGO)
+    let root = trust_file(LEGO, ca, dir);
+    let mut command = tokio::process::Command::new(LEGO);
+    command
         .env("LEGO_CA_CERTIFICATES", &root)
         .args(["--server", &ca.directory_url()])
         .args([
@@ -33,34 +30,18 @@ async fn run_lego(ca: &TestCaHandle, dir: &Path, domain: &str, http_port: u16) -
         .args(["--http", "--http.port", &format!("127.0.0.1:{http_port}")])
         .arg("--path")
         .arg(dir.join("lego"))
-        .arg("run")
-        .kill_on_drop(true)
-        .output();
-    tokio::time::timeout(Duration::from_secs(120), child)
-        .await
-        .expect("lego finishes within 2 minutes")
-        .expect("lego runs")
-}
-
-fn log_of(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+        .arg("run");
+    run_peer("lego", command).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lego_obtains_a_certificate_with_real_http01() {
     let port = free_port();
-    let ca = builder()
-        .challenge_mode(ChallengeMode::Validate(Validators {
-            http01_port: Some(port),
-            ..Validators::default()
-        }))
-        .start()
-        .await
-        .expect("start");
+    let ca = start_validating(Validators {
+        http01_port: Some(port),
+        ..Validators::default()
+    })
+    .await;
     let dir = tempfile::tempdir().expect("tempdir");
     let out = run_lego(&ca, dir.path(), "test.example", port).await;
     assert!(out.status.success(), "lego failed:\n{}", log_of(&out));

@@ -14,7 +14,7 @@ use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use rcgen::{CertificateParams, CustomExtension, KeyPair};
-use renewd_testca::{ChallengeMode, Dns01Callback, Validators};
+use renewd_testca::{Dns01Callback, TestCaHandle, Validators};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
-use crate::support::builder;
 use crate::support::client::Acme;
+use crate::support::start_validating;
 
 type Tokens = Arc<Mutex<HashMap<String, String>>>;
 
@@ -105,22 +105,25 @@ async fn respond(
     (authz_url, settled)
 }
 
+/// A client with a new account at `ca`, and its key's thumbprint (for key authorizations).
+async fn registered(ca: &TestCaHandle) -> (Acme, String) {
+    let mut acme = Acme::connect(ca).await;
+    acme.register().await;
+    let thumb = acme.signer.thumbprint();
+    (acme, thumb)
+}
+
 #[tokio::test]
 async fn http01_is_fetched_from_loopback_with_the_domain_as_host() {
     let tokens: Tokens = Arc::default();
     let hosts = Arc::new(Mutex::new(Vec::new()));
     let port = http01_responder(tokens.clone(), hosts.clone()).await;
-    let ca = builder()
-        .challenge_mode(ChallengeMode::Validate(Validators {
-            http01_port: Some(port),
-            ..Validators::default()
-        }))
-        .start()
-        .await
-        .expect("start");
-    let mut acme = Acme::connect(&ca).await;
-    acme.register().await;
-    let thumb = acme.signer.thumbprint();
+    let ca = start_validating(Validators {
+        http01_port: Some(port),
+        ..Validators::default()
+    })
+    .await;
+    let (mut acme, thumb) = registered(&ca).await;
     let (_, authz) = respond(&mut acme, "h.example", "http-01", |token| {
         tokens
             .lock()
@@ -194,17 +197,12 @@ fn alpn_server_config(domain: &str, key_authorization: &str) -> Arc<rustls::Serv
 async fn tls_alpn01_checks_the_acme_identifier_certificate() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let ca = builder()
-        .challenge_mode(ChallengeMode::Validate(Validators {
-            tls_alpn01_port: Some(port),
-            ..Validators::default()
-        }))
-        .start()
-        .await
-        .expect("start");
-    let mut acme = Acme::connect(&ca).await;
-    acme.register().await;
-    let thumb = acme.signer.thumbprint();
+    let ca = start_validating(Validators {
+        tls_alpn01_port: Some(port),
+        ..Validators::default()
+    })
+    .await;
+    let (mut acme, thumb) = registered(&ca).await;
     let sni = Arc::new(Mutex::new(None));
     let (_, authz) = respond(&mut acme, "t.example", "tls-alpn-01", |token| {
         let config = alpn_server_config("t.example", &format!("{token}.{thumb}"));
@@ -234,17 +232,12 @@ async fn dns01_asks_the_callback_also_for_wildcards() {
             records.lock().expect("lock").get(name).map(String::as_str) == Some(value)
         })
     };
-    let ca = builder()
-        .challenge_mode(ChallengeMode::Validate(Validators {
-            dns01: Some(callback),
-            ..Validators::default()
-        }))
-        .start()
-        .await
-        .expect("start");
-    let mut acme = Acme::connect(&ca).await;
-    acme.register().await;
-    let thumb = acme.signer.thumbprint();
+    let ca = start_validating(Validators {
+        dns01: Some(callback),
+        ..Validators::default()
+    })
+    .await;
+    let (mut acme, thumb) = registered(&ca).await;
     let (_, authz) = respond(&mut acme, "*.dns.example", "dns-01", |token| {
         let value = URL_SAFE_NO_PAD.encode(Sha256::digest(format!("{token}.{thumb}").as_bytes()));
         records

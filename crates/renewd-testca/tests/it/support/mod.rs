@@ -1,11 +1,12 @@
 //! What the integration tests share: a raw ACME client, a throwaway signer, helpers.
 
 pub mod client;
+pub mod peers;
 pub mod signer;
 
 use std::time::Duration;
 
-use renewd_testca::{TestCa, TestCaBuilder, TestCaHandle};
+use renewd_testca::{ChallengeMode, TestCa, TestCaBuilder, TestCaHandle, Validators};
 
 /// A free loopback port (bound and released; the caller binds it again soon).
 pub fn free_port() -> u16 {
@@ -22,6 +23,15 @@ pub fn builder() -> TestCaBuilder {
 
 pub async fn start() -> TestCaHandle {
     builder().start().await.expect("test CA starts")
+}
+
+/// A CA with test-friendly defaults that validates challenges for real, with `validators`.
+pub async fn start_validating(validators: Validators) -> TestCaHandle {
+    builder()
+        .challenge_mode(ChallengeMode::Validate(validators))
+        .start()
+        .await
+        .expect("start")
 }
 
 /// Parses a PEM certificate chain into DER certificates.
