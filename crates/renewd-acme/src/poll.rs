@@ -25,7 +25,7 @@ pub struct PollPolicy {
 impl Default for PollPolicy {
     fn default() -> Self {
         PollPolicy {
-            first_interval: Duration::from_millis(100),
+            first_interval: Duration::from_millis(25),
             max_interval: Duration::from_secs(4),
             max_retry_after: Duration::from_secs(60),
             timeout: Duration::from_secs(300),
@@ -132,10 +132,28 @@ mod tests {
         let policy = PollPolicy::default();
         let mut b = Backoff::new(&policy, Instant::now() + Duration::from_secs(60));
         let now = Utc::now();
-        let delays: Vec<_> = (0..12).map(|_| b.next_delay(None, now)).collect();
+        let delays: Vec<_> = (0..16).map(|_| b.next_delay(None, now)).collect();
         assert!(delays[0] <= Duration::from_millis(250));
         assert!(delays.windows(2).all(|w| w[1] >= w[0]));
         assert_eq!(*delays.last().unwrap(), policy.max_interval);
+    }
+
+    #[test]
+    fn a_quick_ca_is_polled_soon_and_a_slow_one_not_much_more_often() {
+        // pebble or a CA on the LAN validates within milliseconds: the second look at the
+        // authorization (the first is right after the challenge) comes 25 ms later, not
+        // 100 ms (issue 8: one certificate in ≤ 0.3 s).
+        let policy = PollPolicy::default();
+        assert!(policy.first_interval <= Duration::from_millis(25));
+        // A public CA that takes 3 s is asked at most 11 times meanwhile.
+        let mut b = Backoff::new(&policy, Instant::now() + Duration::from_secs(60));
+        let now = Utc::now();
+        let (mut waited, mut polls) = (Duration::ZERO, 0);
+        while waited < Duration::from_secs(3) {
+            waited += b.next_delay(None, now);
+            polls += 1;
+        }
+        assert!(polls <= 11, "{polls} polls in 3 s");
     }
 
     #[test]
