@@ -124,7 +124,15 @@ fn method(t: &mut String, r: &Results) {
          window under `strace -f` lists the time of every return from a blocking wait \
          (`epoll_wait`, `futex` waits, …); returns less than {} s apart are one wake-up episode \
          (tokio's timer wheel reaches a far deadline in up to three steps, the first up to \
-         4.1 s early).\n",
+         4.1 s early).\n\
+         - **Idle and the systemd watchdog.** The idle figures are without a watchdog \
+         (`WATCHDOG_USEC` unset), where the scheduler loop beats once a minute. Under the \
+         packaged unit the loop beats every third of `WatchdogSec` (at most once a minute) \
+         and `WATCHDOG=1` goes out on those beats, not on a timer of its own, so the unit's \
+         `WatchdogSec=180s` keeps the same single wake-up a minute (pings at most 90 s \
+         apart; a hung loop is restarted within 3 minutes). A drop-in with a shorter \
+         `WatchdogSec` makes an idle daemon wake every third of it: 60 s, the unit's value \
+         before issue 8, would mean a wake-up every 20 s.\n",
         r.idle_certs,
         crate::scenario::idle::SETTLE.as_secs(),
         crate::scenario::idle::WINDOW.as_secs(),
