@@ -20,9 +20,14 @@ pub struct PollPolicy {
     pub max_retry_after: Duration,
     /// The overall limit on one wait for an authorization or an order.
     pub timeout: Duration,
-    /// The longest wait after consecutive failures of the CA (5xx, timeouts, resets) while
-    /// finishing an order: the waits start at `first_interval` and double up to this, so a
-    /// CA in an outage is not asked every few seconds for the whole order timeout.
+    /// The first wait after a failure of the CA (5xx, timeout, reset) while finishing an
+    /// order, and the shortest wait whatever `Retry-After` says (a CA answering `0` again
+    /// and again is not asked in a hot loop). Longer than `first_interval`: a quick CA is
+    /// polled soon, a failing one is not hammered.
+    pub failure_interval: Duration,
+    /// The longest wait after consecutive failures of the CA while finishing an order: the
+    /// waits start at `failure_interval` and double up to this, so a CA in an outage is not
+    /// asked every few seconds for the whole order timeout.
     pub max_failure_interval: Duration,
     /// The most finalize requests one attempt at an order sends (the first one and the
     /// re-sends of finalize recovery). After that the attempt ends `ca_unavailable` and the
@@ -33,10 +38,11 @@ pub struct PollPolicy {
 impl Default for PollPolicy {
     fn default() -> Self {
         PollPolicy {
-            first_interval: Duration::from_millis(100),
+            first_interval: Duration::from_millis(25),
             max_interval: Duration::from_secs(4),
             max_retry_after: Duration::from_secs(60),
             timeout: Duration::from_secs(300),
+            failure_interval: Duration::from_millis(100),
             max_failure_interval: Duration::from_secs(60),
             max_finalizes: 5,
         }
@@ -65,7 +71,7 @@ pub(crate) fn can_wait_until(policy: &PollPolicy, deadline: Instant, at: DateTim
 /// One sequence of waits against a deadline.
 #[derive(Debug)]
 pub(crate) struct Backoff {
-    /// The shortest wait, whatever the CA says: `first_interval`.
+    /// The shortest wait, whatever the CA says: `failure_interval`.
     min: Duration,
     next: Duration,
     max: Duration,
@@ -81,7 +87,7 @@ impl Backoff {
     /// `max_interval`.
     pub(crate) fn new(policy: &PollPolicy, deadline: Instant) -> Backoff {
         Backoff {
-            min: policy.first_interval,
+            min: policy.failure_interval,
             next: policy.first_interval,
             max: policy.max_interval.max(policy.first_interval),
             doubling: false,
@@ -91,17 +97,18 @@ impl Backoff {
         }
     }
 
-    /// Asking again after the CA failed: `first_interval`, doubling up to
+    /// Asking again after the CA failed: `failure_interval`, doubling up to
     /// `max_failure_interval`.
     pub(crate) fn after_failures(policy: &PollPolicy, deadline: Instant) -> Backoff {
         Backoff {
-            max: policy.max_failure_interval.max(policy.first_interval),
+            next: policy.failure_interval,
+            max: policy.max_failure_interval.max(policy.failure_interval),
             doubling: true,
             ..Backoff::new(policy, deadline)
         }
     }
 
-    /// The next wait: `Retry-After` (relative to `now`, clamped to [first_interval,
+    /// The next wait: `Retry-After` (relative to `now`, clamped to [failure_interval,
     /// max_retry_after]: a CA saying `0` or a past date again and again must not be polled
     /// in a hot loop) or the next back-off step (×1.5, or ×2 after failures, up to the
     /// maximum).
@@ -168,7 +175,7 @@ mod tests {
         let policy = PollPolicy::default();
         let mut b = Backoff::new(&policy, Instant::now() + Duration::from_secs(60));
         let now = Utc::now();
-        let delays: Vec<_> = (0..12).map(|_| b.next_delay(None, now)).collect();
+        let delays: Vec<_> = (0..16).map(|_| b.next_delay(None, now)).collect();
         assert!(delays[0] <= Duration::from_millis(250));
         assert!(delays.windows(2).all(|w| w[1] >= w[0]));
         assert_eq!(*delays.last().unwrap(), policy.max_interval);
@@ -191,6 +198,24 @@ mod tests {
     }
 
     #[test]
+    fn a_quick_ca_is_polled_soon_and_a_slow_one_not_much_more_often() {
+        // pebble or a CA on the LAN validates within milliseconds: the second look at the
+        // authorization (the first is right after the challenge) comes 25 ms later, not
+        // 100 ms (issue 8: one certificate in ≤ 0.3 s).
+        let policy = PollPolicy::default();
+        assert!(policy.first_interval <= Duration::from_millis(25));
+        // A public CA that takes 3 s is asked at most 11 times meanwhile.
+        let mut b = Backoff::new(&policy, Instant::now() + Duration::from_secs(60));
+        let now = Utc::now();
+        let (mut waited, mut polls) = (Duration::ZERO, 0);
+        while waited < Duration::from_secs(3) {
+            waited += b.next_delay(None, now);
+            polls += 1;
+        }
+        assert!(polls <= 11, "{polls} polls in 3 s");
+    }
+
+    #[test]
     fn retry_after_is_clamped() {
         let policy = PollPolicy::default();
         let mut b = Backoff::new(&policy, Instant::now() + Duration::from_secs(60));
@@ -201,10 +226,10 @@ mod tests {
         );
         assert_eq!(
             b.next_delay(Some(now - TimeDelta::seconds(3)), now),
-            policy.first_interval,
+            policy.failure_interval,
             "a past Retry-After still waits the shortest interval"
         );
-        assert_eq!(b.next_delay(Some(now), now), policy.first_interval);
+        assert_eq!(b.next_delay(Some(now), now), policy.failure_interval);
         assert_eq!(
             b.next_delay(Some(now + TimeDelta::days(2)), now),
             policy.max_retry_after

@@ -624,7 +624,7 @@ async fn retry_after_zero_on_a_processing_order_is_not_polled_in_a_hot_loop() {
     let record = saved_order();
     let started = tokio::time::Instant::now();
     resume(&client, &record).await.unwrap();
-    let floor = client.settings().poll.first_interval;
+    let floor = client.settings().poll.failure_interval;
     assert!(
         started.elapsed() >= floor * POLLS as u32,
         "{POLLS} polls in {:?}",

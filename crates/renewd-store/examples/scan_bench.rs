@@ -1,15 +1,15 @@
 //! The inventory scan's speed and memory at 10,000 and 100,000 certificates.
 //!
 //! ```text
-//! cargo run --release -p renewd-store --example scan_bench [-- --fixture DIR]
+//! cargo run --release -p renewd-store --example scan_bench [-- --fixture DIR] [--runs N]
 //! ```
 //!
 //! The first run generates the fixture (one CA, one leaf per certificate signed with
 //! rcgen, laid out as `STATE/certs/NAME/{archive/1/*.pem, live}`) under
 //! `target/scan-bench-fixture` in a child process, so the generation's memory does not
-//! count; later runs reuse it. Each size is scanned twice; the figures are wall time and
-//! peak RSS (`VmHWM` from `/proc/self/status`, reset before each scan through
-//! `/proc/self/clear_refs`).
+//! count; later runs reuse it. Each size is scanned N times (3 unless `--runs`); the
+//! figures are wall time and peak RSS (`VmHWM` from `/proc/self/status`, reset before each
+//! scan through `/proc/self/clear_refs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/support/pki.rs"]
@@ -38,6 +38,10 @@ fn main() {
     let fixture = match args.iter().position(|a| a == "--fixture") {
         Some(i) => PathBuf::from(&args[i + 1]),
         None => default_fixture(),
+    };
+    let runs: usize = match args.iter().position(|a| a == "--runs") {
+        Some(i) => args[i + 1].parse().expect("--runs N"),
+        None => 3,
     };
     let largest = SIZES[SIZES.len() - 1];
     if !fixture.join(format!(".complete-{largest}")).exists() {
@@ -82,7 +86,7 @@ fn main() {
         "certs", "run", "wall ms", "µs/cert", "VmHWM MiB", "before MiB"
     );
     for &n in &SIZES {
-        for run in 1..=2 {
+        for run in 1..=runs {
             reset_peak();
             let before = status_kib("VmRSS");
             let t = Instant::now();

@@ -41,6 +41,8 @@
 //!   otherwise; expiry alarms at journald priority crit.
 //! - **Metrics** ([`Metrics`], [`serve_metrics`]): Prometheus text at `/metrics`, and
 //!   `/healthz` tied to the heartbeat.
+//! - **Memory** ([`tune_allocator_for_daemon`], [`release_free_memory`]): the daemon keeps
+//!   glibc's malloc from holding on to what bursts of work freed.
 //! - **Reports** ([`write_status`], [`write_ledger`], [`write_cas`]): tables and the
 //!   contract's JSON, from typed rows.
 //!
@@ -58,6 +60,7 @@ mod import;
 mod inspect;
 pub mod log_fields;
 mod logging;
+mod memory;
 mod metrics;
 mod renew;
 mod report;
@@ -87,6 +90,7 @@ pub use logging::{
     FileId, Sink as LogSink, alarm_priorities, default_directives, init_logging,
     parse_journal_stream, stderr_id, wanted_sink,
 };
+pub use memory::{release_free_memory, tune_for_daemon as tune_allocator_for_daemon};
 pub use metrics::{
     CONTENT_TYPE as METRICS_CONTENT_TYPE, CertTimes, Metrics, MetricsListener,
     serve as serve_metrics,

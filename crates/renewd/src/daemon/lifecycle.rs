@@ -161,11 +161,11 @@ pub async fn run_lifecycle(
     tracing::info!("ready: {status}");
     if let Some(interval) = setup.watchdog {
         tracing::info!(
-            "systemd watchdog enabled: {interval:?}, pinging every {:?}",
-            interval / 2
+            "systemd watchdog enabled: {interval:?}, pinging on the main loop's beats (at \
+             least every {:?})",
+            d.heartbeat.period()
         );
         d.tasks.spawn(watchdog::run(
-            interval,
             d.heartbeat.liveness(),
             d.notifier.clone(),
             d.root.child_token(),

@@ -32,6 +32,8 @@ const NOTIFY_FLUSH: Duration = Duration::from_secs(2);
 
 /// `renewd run`. `log_format` is `--log-format`, which wins over the config's.
 pub fn run_daemon(config_path: &Path, log_format: Option<LogFormat>, verbose: u8) -> u8 {
+    // Before the runtime starts its threads (each would get a malloc arena).
+    crate::memory::tune_for_daemon();
     let loaded = Config::load(config_path);
     let format = log_format
         .or_else(|| loaded.as_ref().ok().map(|c| c.daemon.log_format))

@@ -4,10 +4,11 @@
 //!
 //! Tasks (one `JoinSet`): the scheduler loop, the issuance pool, the bridge (issuer →
 //! scheduler, metrics, `STATUS=`), the liveness relay (the scheduler loop's ticks → the
-//! daemon's heartbeat, so a stuck loop stops the watchdog pings), the status line and the
-//! control socket. Tokens: the scheduler and the pool stop taking work when the daemon's
-//! `shutdown` is cancelled; the responders, the bridge and the control socket live on
-//! until the drain is over (orders in flight still validate and report).
+//! daemon's heartbeat, so a stuck loop stops the watchdog pings), the status line, the
+//! release of freed memory when the scheduler comes to rest, and the control socket.
+//! Tokens: the scheduler and the pool stop taking work when the daemon's `shutdown` is
+//! cancelled; the responders, the bridge and the control socket live on until the drain
+//! is over (orders in flight still validate and report).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -185,6 +186,10 @@ pub async fn start(ctx: EngineContext) -> anyhow::Result<Box<dyn Engine>> {
     });
     tasks.spawn(bridge.run(done_rx, events_rx));
     tasks.spawn(relay_liveness(liveness, heartbeat, stop.clone()));
+    tasks.spawn(crate::memory::release_after_bursts(
+        scheduler_status.clone(),
+        stop.clone(),
+    ));
     tasks.spawn(status::keep_current(
         ctx.status.clone(),
         scheduler_status,
