@@ -142,7 +142,7 @@ def log_facts(dir_):
             ca = re.search(r" ca=([\w.-]+)", line)
             cert = re.search(r" cert_name=\"?([\w.-]+)", line)
             if "circuit opened" in line and ca:
-                until = re.search(r'open_until=Some\("[^T]*T(\d\d:\d\d:\d\d)', line)
+                until = re.search(r'open_until="?[^T\s"]*T(\d\d:\d\d:\d\d)', line)
                 circuits.append((at, ca.group(1), "open", until.group(1) if until else None))
             elif "circuit changed" in line and ca:
                 state = re.search(r'circuit="(\w+)"', line)

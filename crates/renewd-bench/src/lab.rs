@@ -185,8 +185,8 @@ impl Lab {
         serde_json::from_str(&done.stdout).map_err(|e| format!("renewd {args:?} output: {e}"))
     }
 
-    /// Every ledger row.
+    /// Every ledger row, the local steps (install, hooks) included.
     pub fn ledger(&self, config: &Path) -> Result<Vec<Value>, String> {
-        self.renewd_json(config, &["ledger", "--limit", "0"])
+        self.renewd_json(config, &["ledger", "--all-steps", "--limit", "0"])
     }
 }

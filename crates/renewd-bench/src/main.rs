@@ -84,8 +84,14 @@ impl Args {
     }
 }
 
-/// Runs `f` when `name` is wanted, saying so on stderr.
-fn scenario<T>(args: &Args, name: &str, f: impl FnOnce() -> Result<T, String>) -> Outcome<T> {
+/// Runs `f` when `name` is wanted, saying so on stderr; on a failure, also the end of
+/// pebble's log (a pebble gone silent explains many failures).
+fn scenario<T>(
+    args: &Args,
+    lab: &Lab,
+    name: &str,
+    f: impl FnOnce() -> Result<T, String>,
+) -> Outcome<T> {
     if !args.wants(name) {
         return None;
     }
@@ -97,7 +103,13 @@ fn scenario<T>(args: &Args, name: &str, f: impl FnOnce() -> Result<T, String>) -
             "   {name}: done in {:.0} s",
             started.elapsed().as_secs_f64()
         ),
-        Err(e) => eprintln!("   {name}: FAILED: {e}"),
+        Err(e) => {
+            eprintln!("   {name}: FAILED: {e}");
+            let log = lab.pebble.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+            eprintln!("   the end of pebble's log:\n{tail}");
+        }
     }
     Some(result)
 }
@@ -132,12 +144,14 @@ fn main() -> ExitCode {
         lab.work().display()
     );
     let runs = args.runs;
-    let one = scenario(&args, "one", || scenario::one_cert::run(&lab, runs));
-    let batch = scenario(&args, "batch", || {
+    let one = scenario(&args, &lab, "one", || scenario::one_cert::run(&lab, runs));
+    let batch = scenario(&args, &lab, "batch", || {
         scenario::batch::run(&lab, runs, args.batch_certs, args.peer_certs)
     });
-    let finalize = scenario(&args, "finalize", || scenario::finalize504::run(&lab, runs));
-    let outage = scenario(&args, "outage", || {
+    let finalize = scenario(&args, &lab, "finalize", || {
+        scenario::finalize504::run(&lab, runs)
+    });
+    let outage = scenario(&args, &lab, "outage", || {
         scenario::outage::run(
             &lab,
             runs,
@@ -145,10 +159,10 @@ fn main() -> ExitCode {
             Duration::from_secs(args.outage_secs),
         )
     });
-    let idle = scenario(&args, "idle", || {
+    let idle = scenario(&args, &lab, "idle", || {
         scenario::idle::run(&lab, runs, args.idle_certs)
     });
-    let scan = scenario(&args, "scan", || scenario::scan::run(&lab, runs));
+    let scan = scenario(&args, &lab, "scan", || scenario::scan::run(&lab, runs));
     let results = Results {
         machine,
         versions,
