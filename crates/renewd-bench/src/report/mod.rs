@@ -127,12 +127,12 @@ fn method(t: &mut String, r: &Results) {
          4.1 s early).\n\
          - **Idle and the systemd watchdog.** The idle figures are without a watchdog \
          (`WATCHDOG_USEC` unset), where the scheduler loop beats once a minute. Under the \
-         packaged unit the loop beats every third of `WatchdogSec` (at most once a minute) \
+         packaged unit the loop beats every half of `WatchdogSec` (at most once a minute) \
          and `WATCHDOG=1` goes out on those beats, not on a timer of its own, so the unit's \
-         `WatchdogSec=180s` keeps the same single wake-up a minute (pings at most 90 s \
-         apart; a hung loop is restarted within 3 minutes). A drop-in with a shorter \
-         `WatchdogSec` makes an idle daemon wake every third of it: 60 s, the unit's value \
-         before issue 8, would mean a wake-up every 20 s.\n",
+         `WatchdogSec=120s` keeps the same single wake-up a minute (pings 60 s apart when \
+         idle, at most 90 s; a hung loop is restarted within 2 minutes). A drop-in with a \
+         shorter `WatchdogSec` makes an idle daemon wake every half of it: 60 s, the unit's \
+         value before issue 8, would mean a wake-up every 30 s.\n",
         r.idle_certs,
         crate::scenario::idle::SETTLE.as_secs(),
         crate::scenario::idle::WINDOW.as_secs(),

@@ -87,7 +87,7 @@ pub fn run_daemon(config_path: &Path, log_format: Option<LogFormat>, verbose: u8
     });
     // Blocking tasks (a config read) must not hold the exit up.
     runtime.shutdown_timeout(Duration::from_secs(1));
-    // STOPPING=1 (or the failure's STATUS=) must reach systemd before the process is gone.
+    // STOPPING=1 must reach systemd before the process is gone.
     notifier.flush(NOTIFY_FLUSH);
     match result {
         Ok(()) => exit::OK,

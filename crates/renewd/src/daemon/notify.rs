@@ -142,16 +142,20 @@ impl Shared {
             let result = send(&message);
             outbox = self.lock();
             outbox.sending = false;
-            match result {
-                Ok(()) => {}
-                Err(e) if !outbox.failed_before => {
-                    outbox.failed_before = true;
-                    tracing::warn!("cannot notify the service manager ($NOTIFY_SOCKET): {e}");
-                }
-                Err(e) => tracing::debug!("cannot notify the service manager: {e}"),
-            }
+            let first_failure = result.is_err() && !outbox.failed_before;
+            outbox.failed_before |= result.is_err();
             if outbox.queue.is_empty() {
                 self.changed.notify_all();
+            }
+            // Logged without the lock: a log sink that blocks must not block `notify`.
+            if let Err(e) = result {
+                drop(outbox);
+                if first_failure {
+                    tracing::warn!("cannot notify the service manager ($NOTIFY_SOCKET): {e}");
+                } else {
+                    tracing::debug!("cannot notify the service manager: {e}");
+                }
+                outbox = self.lock();
             }
         }
     }
@@ -159,14 +163,16 @@ impl Shared {
 
 impl Outbox {
     /// Queues `message`, keeping the queue short: a waiting `WATCHDOG=1` makes another one
-    /// redundant, and a waiting `STATUS=` is out of date once a newer one comes.
+    /// redundant, and a waiting `STATUS=` is out of date once a newer one comes. The newer
+    /// status goes to the back, after any state change queued meanwhile (which may carry a
+    /// `STATUS=` of its own), so the last status systemd reads is the newest.
     fn enqueue(&mut self, message: Message) {
         match kind(&message) {
             Kind::Ping if self.queue.iter().any(|m| kind(m) == Kind::Ping) => {}
-            Kind::Status => match self.queue.iter_mut().find(|m| kind(m) == Kind::Status) {
-                Some(waiting) => *waiting = message,
-                None => self.queue.push_back(message),
-            },
+            Kind::Status => {
+                self.queue.retain(|m| kind(m) != Kind::Status);
+                self.queue.push_back(message);
+            }
             _ => self.queue.push_back(message),
         }
     }
@@ -294,14 +300,46 @@ mod tests {
             got,
             vec![
                 lines(&["WATCHDOG=1"]),
-                lines(&["STATUS=b"]),
                 lines(&["WATCHDOG=1"]),
+                lines(&["STATUS=b"]),
                 lines(&["READY=1", "STATUS=c"]),
                 lines(&["STOPPING=1"]),
             ]
         );
         notifier.flush(Duration::from_secs(30));
         assert!(notifier.shared.lock().queue.is_empty());
+    }
+
+    #[test]
+    fn the_newest_status_is_the_last_one_sent() {
+        let Manager {
+            notifier,
+            entered,
+            release,
+            sent,
+        } = stuck_manager();
+        notifier.notify(&[NotifyState::Watchdog]);
+        entered
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the first ping is being sent, and is stuck");
+        notifier.notify(&[NotifyState::Status("a")]);
+        notifier.notify(&[NotifyState::Reloading]);
+        notifier.notify(&[NotifyState::Ready, NotifyState::Status("b")]);
+        notifier.notify(&[NotifyState::Status("c")]);
+        for _ in 0..4 {
+            release.send(()).expect("the sender thread lives");
+        }
+        let got: Vec<String> = (0..4)
+            .map(|_| {
+                sent.recv_timeout(Duration::from_secs(30))
+                    .expect("sent")
+                    .join("\n")
+            })
+            .collect();
+        assert_eq!(
+            got,
+            ["WATCHDOG=1", "RELOADING=1", "READY=1\nSTATUS=b", "STATUS=c"]
+        );
     }
 
     #[test]

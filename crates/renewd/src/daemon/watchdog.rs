@@ -2,10 +2,11 @@
 //! service restarted, and an idle daemon wakes for the pings no more often than it wakes to
 //! beat (once a minute under the packaged unit).
 //!
-//! The loop beats at least every period (a third of `WATCHDOG_USEC`, see
+//! The loop beats at least every period (half of `WATCHDOG_USEC`, see
 //! [`crate::heartbeat::period_for`]); a beat closer than half a period to the previous
-//! ping is not passed on, so a busy loop does not flood systemd. Pings are then at most
-//! 1.5 periods — half the watchdog interval — apart while the loop runs.
+//! ping is not passed on, so a busy loop does not flood systemd. An idle loop thus pings at
+//! half the watchdog interval, and pings are at most 1.5 periods — three quarters of the
+//! interval — apart while the loop runs.
 
 use std::sync::Arc;
 

@@ -368,7 +368,6 @@ impl RunningEngine {
                 );
             }
         }
-        self.apply_retention(&old, &new).await;
         let inventory = {
             let (cert_store, config) = (self.cert_store.clone(), new.clone());
             tokio::task::spawn_blocking(move || plan::scan(&cert_store, &config.certs))
@@ -383,6 +382,8 @@ impl RunningEngine {
             })
             .await
             .map_err(|_| anyhow::anyhow!("the scheduler loop has stopped"))?;
+        // Last: pruning cannot be undone, so a reload that fails above prunes nothing.
+        self.apply_retention(&old, &new).await;
         all_cert_metrics(self.store.as_ref(), &self.metrics, &new, chrono::Utc::now());
         Ok(())
     }

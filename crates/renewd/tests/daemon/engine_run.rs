@@ -136,6 +136,10 @@ async fn run_issues_installs_deploys_and_reports() {
     });
 
     // Idle, the scheduler loop still turns and the pings keep coming; stopped, they stop.
+    // The pings queued while the test did not read (the socket's and the daemon's queues)
+    // are drained first: arriving at once, they would pass for a cadence.
+    lab.socket.drain();
+    lab.socket.expect("a fresh WATCHDOG=1", is_ping);
     let window = Duration::from_millis(2000);
     let pings = lab.socket.arrivals_during(window, is_ping);
     assert_cadence(&pings, window, Duration::from_millis(100));

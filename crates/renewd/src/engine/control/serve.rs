@@ -262,11 +262,13 @@ fn answer_ended(
                 .flatten()
                 .and_then(|s| s.next_attempt)
             {
-                Some(until) => RenewResult::Deferred {
+                // The lease held elsewhere stores a retry time ahead; a job of this daemon
+                // already running for the certificate stores none (a past one is stale).
+                Some(until) if until > chrono::Utc::now() => RenewResult::Deferred {
                     until,
                     reason: "another renewd process holds the certificate's lease".into(),
                 },
-                None => RenewResult::of_job(JobResult::Busy),
+                _ => RenewResult::of_job(JobResult::Busy),
             }
         }
         _ => return answer(ctx, cert, before),

@@ -119,27 +119,40 @@ async fn deferred_and_already_renewed_are_answered_as_such() {
 
 #[tokio::test]
 async fn a_lease_held_elsewhere_is_a_deferral_until_the_stored_retry() {
-    let retry = DateTime::from_timestamp(1_700_000_060, 0).unwrap();
+    // The retry time the issuer stores when another process holds the lease (ahead), and
+    // a stale one (behind: no promise can be made from it).
+    let now = chrono::Utc::now().timestamp();
+    let retry = DateTime::from_timestamp(now + 3600, 0).unwrap();
+    let stale = DateTime::from_timestamp(now - 3600, 0).unwrap();
     let lines = ask_daemon(
-        &["www", "api"],
+        &["www", "api", "db"],
         vec![
             (name("www"), JobResult::Busy),
             (name("api"), JobResult::Busy),
+            (name("db"), JobResult::Busy),
         ],
         |store| {
             store
                 .update_cert_state(&name("www"), &mut |s| s.next_attempt = Some(retry))
                 .unwrap();
+            store
+                .update_cert_state(&name("db"), &mut |s| s.next_attempt = Some(stale))
+                .unwrap();
         },
     )
     .await;
+    let until = retry.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    let unfinished = r#"","result":"unfinished","reason":"another renewd process is renewing it"}"#;
     assert_eq!(
         lines,
         [
-            r#"{"cert":"www","result":"deferred","until":"2023-11-14T22:14:20Z","reason":"another renewd process holds the certificate's lease"}"#,
-            // No retry stored: nothing to promise.
-            r#"{"cert":"api","result":"unfinished","reason":"another renewd process is renewing it"}"#,
-            r#"{"finish":"done"}"#,
+            format!(
+                r#"{{"cert":"www","result":"deferred","until":"{until}","reason":"another renewd process holds the certificate's lease"}}"#
+            ),
+            // No retry stored, or a stale one: nothing to promise.
+            format!(r#"{{"cert":"api{unfinished}"#),
+            format!(r#"{{"cert":"db{unfinished}"#),
+            r#"{"finish":"done"}"#.to_string(),
         ]
     );
 }
