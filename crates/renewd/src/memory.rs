@@ -53,13 +53,15 @@ fn at_rest(status: &SchedulerStatus) -> bool {
     status.in_flight == 0 && status.queued == 0
 }
 
-/// Releases free memory now (the start's parsing and scanning are over), then each time
-/// the scheduler comes to rest after work, until `stop`. Wakes only on status changes.
+/// Calls `release` now (the start's parsing and scanning are over), then each time the
+/// scheduler comes to rest after work, until `stop`. Wakes only on status changes. The
+/// daemon's `release` empties SQLite's page cache and then [`release_free_memory`].
 pub async fn release_after_bursts(
     mut status: watch::Receiver<SchedulerStatus>,
     stop: CancellationToken,
+    release: impl Fn(),
 ) {
-    release_free_memory();
+    release();
     let mut was_at_rest = at_rest(&status.borrow_and_update());
     loop {
         tokio::select! {
@@ -68,7 +70,7 @@ pub async fn release_after_bursts(
         }
         let now_at_rest = at_rest(&status.borrow_and_update());
         if now_at_rest && !was_at_rest {
-            release_free_memory();
+            release();
         }
         was_at_rest = now_at_rest;
     }
@@ -96,17 +98,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_task_ends_with_its_token_or_the_scheduler() {
+    async fn memory_is_released_at_the_start_and_when_a_burst_ends_and_only_then() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let released = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&released);
         let (tx, rx) = watch::channel(status(0, 0));
         let stop = CancellationToken::new();
-        let task = tokio::spawn(release_after_bursts(rx, stop.clone()));
-        tx.send_replace(status(2, 5));
-        tx.send_replace(status(0, 0));
+        let task = tokio::spawn(release_after_bursts(rx, stop.clone(), move || {
+            count.fetch_add(1, Ordering::SeqCst);
+        }));
+        // The test runtime has one thread: a yield lets the task take each change in
+        // turn (the watch keeps only the latest value).
+        for (in_flight, queued) in [(2, 5), (1, 0), (0, 0), (0, 0), (0, 1), (0, 0)] {
+            tx.send_replace(status(in_flight, queued));
+            tokio::task::yield_now().await;
+        }
         stop.cancel();
         task.await.unwrap();
+        // At the start, and at the end of each of the two bursts; never while busy, nor
+        // for a rest that follows a rest.
+        assert_eq!(released.load(Ordering::SeqCst), 3);
 
         let (tx, rx) = watch::channel(status(0, 0));
-        let task = tokio::spawn(release_after_bursts(rx, CancellationToken::new()));
+        let task = tokio::spawn(release_after_bursts(rx, CancellationToken::new(), || {}));
         drop(tx);
         task.await.unwrap();
     }

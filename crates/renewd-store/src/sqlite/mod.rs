@@ -165,6 +165,16 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// Frees what SQLite holds in memory for speed (the page cache, up to 2 MiB by default,
+    /// filled by the start's reads and by bursts of work): the daemon calls it when it comes
+    /// to rest, before handing free heap back to the system. Later reads refill the cache
+    /// from the file.
+    pub fn shrink_memory(&self) -> Result<(), StoreError> {
+        self.lock()
+            .execute_batch("PRAGMA shrink_memory")
+            .map_err(StoreError::db("freeing the page cache"))
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock dropped any open transaction (rolled back), so
         // the connection is usable.

@@ -186,9 +186,20 @@ pub async fn start(ctx: EngineContext) -> anyhow::Result<Box<dyn Engine>> {
     });
     tasks.spawn(bridge.run(done_rx, events_rx));
     tasks.spawn(relay_liveness(liveness, heartbeat, stop.clone()));
+    let cache = sqlite.clone();
     tasks.spawn(crate::memory::release_after_bursts(
         scheduler_status.clone(),
         stop.clone(),
+        move || {
+            // Off the runtime's workers: the store's lock may be held by a write.
+            let cache = cache.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = cache.shrink_memory() {
+                    tracing::debug!("could not free SQLite's page cache: {e}");
+                }
+                crate::memory::release_free_memory();
+            });
+        },
     ));
     tasks.spawn(status::keep_current(
         ctx.status.clone(),
