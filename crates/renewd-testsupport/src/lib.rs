@@ -10,6 +10,8 @@
 //! - [`free_port`]: a free loopback TCP port.
 //! - [`verify_chain`]: an issued chain checked as a TLS client would (path to the root,
 //!   names, exact SANs) and against the certificate key; [`leaf_der`] for its leaf.
+//! - [`Tmpfs`] and [`fill_until_full`]: a small file system to fill up or remount
+//!   read-only (root only).
 //!
 //! Every helper panics with a clear message on failure: this crate only runs inside tests.
 #![allow(clippy::unwrap_used)]
@@ -19,8 +21,10 @@ mod child;
 mod https;
 mod pebble;
 mod tls;
+mod tmpfs;
 
 pub use chain::{leaf_der, verify_chain};
 pub use child::{ChildGuard, free_port};
 pub use pebble::{Pebble, PebbleOptions};
 pub use tls::ThrowawayTls;
+pub use tmpfs::{Tmpfs, fill_until_full};

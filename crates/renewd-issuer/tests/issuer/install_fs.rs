@@ -4,76 +4,16 @@
 //! next attempt installs the same order's certificate without ordering again. Needs root to
 //! mount; CI runs as root, so a refused mount fails the test loudly.
 
-use std::fs::{self, OpenOptions};
-use std::io::{ErrorKind, Write};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::fs;
 
 use renewd_core::{FailureClass, OutcomeClass, Step, Urgency};
 use renewd_issuer::JobResult;
 use renewd_store::CircuitState;
 use renewd_testca::TestCa;
 
+use renewd_testsupport::{Tmpfs, fill_until_full};
+
 use crate::support::*;
-
-/// A tmpfs mounted for the test, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Self {
-        fs::create_dir_all(at).unwrap();
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0755"),
-                "tmpfs",
-            ])
-            .arg(at)
-            .output()
-            .expect("running mount");
-        assert!(
-            out.status.success(),
-            "mounting a tmpfs at {} failed — this test must run as root (CI does): {}",
-            at.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self(at.to_path_buf())
-    }
-
-    fn remount(&self, opts: &str) {
-        let out = Command::new("mount")
-            .args(["-o", &format!("remount,{opts}")])
-            .arg(&self.0)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-/// Writes until the file system says it is full.
-fn fill(dir: &Path) {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("filler"))
-        .unwrap();
-    let block = vec![0u8; 4096];
-    loop {
-        match f.write_all(&block).and_then(|()| f.sync_all()) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::StorageFull => return,
-            Err(e) => panic!("filling: {e}"),
-        }
-    }
-}
 
 /// One failed renewal of `www` whose install hit the file system: checks the job's result,
 /// the live set, the state and the ledger; returns the message.
@@ -141,7 +81,7 @@ async fn installing_onto_a_full_or_read_only_state_dir_is_local_and_keeps_the_ol
     let deploys = lab.host.deploys.lock().unwrap().len();
 
     // Full.
-    fill(&certs);
+    fill_until_full(&certs);
     lab.clock.advance(chrono::TimeDelta::hours(1));
     let message = install_fails(&lab, &issuer, &live_chain).await;
     assert!(message.contains(&certs.display().to_string()), "{message}");

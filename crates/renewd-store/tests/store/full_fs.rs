@@ -2,10 +2,8 @@
 //! the old set stays live, and the failure is recorded in the state. Needs root to mount a
 //! small tmpfs; CI runs as root, so a refused mount fails the test loudly.
 
-use std::fs::{self, OpenOptions};
-use std::io::{ErrorKind, Write};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::fs;
+use std::io::ErrorKind;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -15,66 +13,9 @@ use renewd_store::{
     StoreError,
 };
 
+use renewd_testsupport::{Tmpfs, fill_until_full};
+
 use crate::pki;
-
-/// A tmpfs mounted for the test, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Self {
-        fs::create_dir_all(at).unwrap();
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0755"),
-                "tmpfs",
-            ])
-            .arg(at)
-            .output()
-            .expect("running mount");
-        assert!(
-            out.status.success(),
-            "mounting a tmpfs at {} failed — this test must run as root (CI does): {}",
-            at.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self(at.to_path_buf())
-    }
-
-    fn remount(&self, opts: &str) {
-        let out = Command::new("mount")
-            .args(["-o", &format!("remount,{opts}")])
-            .arg(&self.0)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-/// Writes until the file system says it is full.
-fn fill(dir: &Path) {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("filler"))
-        .unwrap();
-    let block = vec![0u8; 4096];
-    loop {
-        match f.write_all(&block).and_then(|()| f.sync_all()) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::StorageFull => return,
-            Err(e) => panic!("filling: {e}"),
-        }
-    }
-}
 
 #[test]
 fn a_full_or_read_only_file_system_keeps_the_old_set_live() {
@@ -97,7 +38,7 @@ fn a_full_or_read_only_file_system_keeps_the_old_set_live() {
     certs.install(&name, &chain1, &key1, &expect, None).unwrap();
     let live = certs.live_dir(&name);
 
-    fill(&fs_root);
+    fill_until_full(&fs_root);
     let (chain2, key2) = ca.issue(&["www.example.com"]);
     let err = certs
         .install(&name, &chain2, &key2, &expect, None)
