@@ -42,7 +42,8 @@
 //! - **Metrics** ([`Metrics`], [`serve_metrics`]): Prometheus text at `/metrics`, and
 //!   `/healthz` tied to the heartbeat.
 //! - **Memory** ([`tune_allocator_for_daemon`], [`release_free_memory`]): the daemon keeps
-//!   glibc's malloc from holding on to what bursts of work freed.
+//!   glibc's malloc from holding on to what bursts of work freed, and empties SQLite's page
+//!   cache when it comes to rest.
 //! - **Reports** ([`write_status`], [`write_ledger`], [`write_cas`]): tables and the
 //!   contract's JSON, from typed rows.
 //!

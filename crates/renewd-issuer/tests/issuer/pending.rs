@@ -63,6 +63,15 @@ async fn hold_three_orders(
     (shutdown, pool, done_rx)
 }
 
+/// Three orders at A saved before their challenges, then the pool shut down under them
+/// (the orders stay pending at A and in the store) and the challenges let through again.
+async fn leave_three_orders_pending(lab: &Lab, issuer: &Issuer) {
+    let (shutdown, pool, _done) = hold_three_orders(lab, issuer).await;
+    shutdown.cancel();
+    pool.await.unwrap();
+    lab.solver.stop_holding();
+}
+
 async fn resume_all(lab: &Lab) {
     lab.solver.stop_holding();
     let issuer = lab.issuer();
@@ -150,10 +159,7 @@ async fn dropping_the_pool_mid_order_loses_nothing() {
 async fn a_pending_order_at_a_ca_no_longer_listed_is_abandoned() {
     let lab = lab_with_three().await;
     let issuer = lab.issuer();
-    let (shutdown, pool, _done) = hold_three_orders(&lab, &issuer).await;
-    shutdown.cancel();
-    pool.await.unwrap();
-    lab.solver.stop_holding();
+    leave_three_orders_pending(&lab, &issuer).await;
     // c1 now comes from B only.
     issuer.reload(lab.config_with(&[("c1", &["b"])])).unwrap();
     let result = renew(&issuer, "c1", Urgency::Normal).await;
@@ -182,10 +188,7 @@ async fn a_pending_order_at_a_ca_no_longer_listed_is_abandoned() {
 async fn only_a_critical_job_abandons_the_pending_order_and_only_when_it_orders_elsewhere() {
     let lab = lab_with_three().await;
     let issuer = lab.issuer();
-    let (shutdown, pool, _done) = hold_three_orders(&lab, &issuer).await;
-    shutdown.cancel();
-    pool.await.unwrap();
-    lab.solver.stop_holding();
+    leave_three_orders_pending(&lab, &issuer).await;
     // A goes down (its directory answers 503), and the last good probe is too old to trust.
     lab.clock.advance(chrono::TimeDelta::seconds(31));
     lab.testca("a")
@@ -226,10 +229,7 @@ async fn only_a_critical_job_abandons_the_pending_order_and_only_when_it_orders_
 async fn a_pending_order_for_names_no_longer_configured_is_dropped_before_resuming() {
     let lab = lab_with_three().await;
     let issuer = lab.issuer();
-    let (shutdown, pool, _done) = hold_three_orders(&lab, &issuer).await;
-    shutdown.cancel();
-    pool.await.unwrap();
-    lab.solver.stop_holding();
+    leave_three_orders_pending(&lab, &issuer).await;
     // c1 gains a name while its order waits.
     let text = lab.config_text(&[]).replace(
         "domains = [\"c1.example.test\"]",
@@ -272,10 +272,7 @@ async fn a_pending_order_for_names_no_longer_configured_is_dropped_before_resumi
 async fn a_critical_job_waits_out_a_short_rate_limit_on_the_orders_ca() {
     let lab = lab_with_three().await;
     let issuer = lab.issuer();
-    let (shutdown, pool, _done) = hold_three_orders(&lab, &issuer).await;
-    shutdown.cancel();
-    pool.await.unwrap();
-    lab.solver.stop_holding();
+    leave_three_orders_pending(&lab, &issuer).await;
     let block = |minutes: i64| {
         let until = lab.now() + chrono::TimeDelta::minutes(minutes);
         lab.store
@@ -373,10 +370,7 @@ async fn a_job_that_cannot_reach_a_persisted_point_is_aborted_after_the_grace_pe
 async fn an_urgent_job_gives_up_the_pending_order_once_its_cas_circuit_is_open() {
     let lab = lab_with_three().await;
     let issuer = lab.issuer();
-    let (shutdown, pool, _done) = hold_three_orders(&lab, &issuer).await;
-    shutdown.cancel();
-    pool.await.unwrap();
-    lab.solver.stop_holding();
+    leave_three_orders_pending(&lab, &issuer).await;
     // The breaker has judged A down (as repeated failures of other certificates would).
     let mut health = lab.health("a");
     health.circuit = renewd_store::CircuitState::Open;
@@ -413,10 +407,7 @@ async fn a_resumed_order_whose_certificate_fails_verification_is_local_not_the_c
         .start()
         .await;
     let issuer = lab.issuer();
-    let (shutdown, pool, _done) = hold_three_orders(&lab, &issuer).await;
-    shutdown.cancel();
-    pool.await.unwrap();
-    lab.solver.stop_holding();
+    leave_three_orders_pending(&lab, &issuer).await;
     // c1's saved key is replaced by c2's: the certificate A issues for c1's CSR no longer
     // matches the key renewd would install with it.
     let (c1, c2) = (
