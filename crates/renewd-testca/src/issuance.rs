@@ -214,8 +214,9 @@ impl Authority {
     }
 }
 
-/// Lower-case hex of the serial's value (leading zero bytes dropped), as `openssl` and
-/// renewd print serials.
+/// Lower-case hex of the serial's value in whole bytes (leading zero bytes dropped), as
+/// `openssl` prints serials. renewd prints the number, without a leading zero nibble
+/// (`e81…` where this gives `0e81…`): compare the two with leading zeros trimmed.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
     let hex: String = bytes[start..].iter().map(|b| format!("{b:02x}")).collect();

@@ -149,9 +149,10 @@ async fn replaces_goes_only_to_the_ca_and_account_that_issued() {
         .certificates()
         .into_iter()
         .filter(|c| c.replaced_by.is_some())
-        .map(|c| c.serial.to_ascii_lowercase())
+        .map(|c| c.serial.trim_start_matches('0').to_string())
         .collect();
-    assert_eq!(replaced, [serials[2].to_ascii_lowercase()]);
+    // The test CA prints whole bytes (`0e81…`), renewd the number (`e81…`).
+    assert_eq!(replaced, [serials[2].trim_start_matches('0')]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
