@@ -1,15 +1,62 @@
 //! Child processes that die with the test, and free ports.
 
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, TcpListener};
+use std::ops::Range;
 use std::process::Stdio;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::process::{Child, Command};
 
-/// A free TCP port on 127.0.0.1 at the time of the call. Another process may take it before
-/// it is used; tests that can bind first should bind port 0 and pass the port on instead.
+/// A TCP port on 127.0.0.1 that nobody listens on, for a server a test starts later (pebble,
+/// the daemon's http-01 responder). Tests that can bind first should bind port 0 and pass the
+/// port on instead.
+///
+/// A port found by binding port 0 and letting go is in the kernel's ephemeral range, where
+/// the next `bind(0)` or outgoing connection of any test may take it before the server binds
+/// it — a daemon that then cannot bind its responder never gets ready, about one run in a
+/// hundred. So the port is drawn at random from below that range (see
+/// `/proc/sys/net/ipv4/ip_local_port_range`), checked by binding it, and never handed out
+/// twice by one process.
 pub fn free_port() -> u16 {
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(range) = quiet_ports() {
+        let span = u64::from(range.end - range.start);
+        for _ in 0..1000 {
+            let port = range.start + u16::try_from(random() % span).expect("below the span");
+            if !given.contains(&port) && TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                given.insert(port);
+                return port;
+            }
+        }
+    }
+    // No quiet range (an unusual ip_local_port_range): the ephemeral way.
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address").port()
+    let port = listener.local_addr().expect("local address").port();
+    given.insert(port);
+    port
+}
+
+/// Ports below the ephemeral range and above the ones services usually take, when there are
+/// enough of them.
+fn quiet_ports() -> Option<Range<u16>> {
+    const LOWEST: u16 = 10_000;
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    (ephemeral_start >= LOWEST + 1_000).then_some(LOWEST..ephemeral_start)
+}
+
+/// 64 random bits from the standard library's per-process hash keys.
+fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::hash::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.finish()
 }
 
 /// A child process that is killed when the guard is dropped. On Linux the child also gets

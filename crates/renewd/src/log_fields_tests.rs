@@ -102,9 +102,7 @@ async fn scenario(dir: &std::path::Path) {
         .unwrap();
     std::fs::write(dir.join("up-root.pem"), up.root_pem()).unwrap();
     std::fs::create_dir_all(dir.join("www")).unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let down_port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let down_port = renewd_testsupport::free_port();
     let text = format!(
         "state_dir = \"{d}/state\"\n[breaker]\nfailure_threshold = 1\n\
          [http01]\nwebroot = \"{d}/www\"\n\

@@ -339,12 +339,8 @@ async fn timeout_and_dropped_connections_are_ca_unavailable() {
 #[tokio::test]
 async fn refused_connection_is_ca_unavailable() {
     let env = Env::start().await;
-    // A loopback port nobody listens on (bound, then released).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A loopback port nobody listens on.
+    let port = renewd_testsupport::free_port();
     let url = format!("https://127.0.0.1:{port}/dir");
     let settings = env.second_client(|_| {}).settings().clone();
     let nobody = renewd_acme::AcmeClient::new(url.clone(), settings).unwrap();

@@ -5,7 +5,6 @@
 //! that time, not only the burst of issuance.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::time::Duration;
 
 use crate::lab::{CaSpec, Lab};
@@ -35,13 +34,9 @@ impl OutageRun {
     }
 }
 
-/// A port nothing listens on: bound, then released.
+/// A port nothing listens on.
 fn closed_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
+    Ok(renewd_testsupport::free_port())
 }
 
 /// `runs` runs of `certs` certificates; the first keeps the daemon up until `outage` has

@@ -209,11 +209,7 @@ async fn a_ca_specific_refusal_fails_over_even_at_normal_urgency() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_validation_failure_does_not_fail_over() {
     // A really validates http-01 — against a port where nothing answers.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = renewd_testsupport::free_port();
     let a = TestCa::builder().challenge_mode(renewd_testca::ChallengeMode::Validate(
         renewd_testca::Validators {
             http01_port: Some(closed),

@@ -4,7 +4,6 @@
 //! can hold orders at one CA.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -109,10 +108,7 @@ impl LabBuilder {
         for (name, builder, extra) in self.cas {
             let end = match builder {
                 Some(b) => CaEnd::Running(b.start().await.unwrap()),
-                None => {
-                    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-                    CaEnd::Closed(l.local_addr().unwrap().port())
-                }
+                None => CaEnd::Closed(renewd_testsupport::free_port()),
             };
             cas.push(CaSpec { name, end, extra });
         }
@@ -201,6 +197,17 @@ pub fn quick_options() -> IssuerOptions {
         },
         ..IssuerOptions::default()
     }
+}
+
+/// `at` is `expected` give or take 2 s. A `Retry-After` becomes a time on the real clock when
+/// it is read and a wait when it is used; a loaded machine may pause a second in between.
+#[track_caller]
+pub fn assert_about(at: Option<DateTime<Utc>>, expected: DateTime<Utc>, what: &str) {
+    let at = at.unwrap_or_else(|| panic!("{what}: none, expected {expected}"));
+    assert!(
+        (at - expected).num_seconds().abs() <= 2,
+        "{what}: {at}, expected {expected}"
+    );
 }
 
 pub fn name(s: &str) -> CertName {

@@ -95,9 +95,7 @@ async fn bind_failure_names_the_address_and_binds_nothing() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let taken_addr = taken.local_addr().unwrap();
     // A free address first: it must be released again when the second fails.
-    let free = TcpListener::bind("127.0.0.1:0").unwrap();
-    let free_addr = free.local_addr().unwrap();
-    drop(free);
+    let free_addr = free_addr();
 
     let err = Http01Responder::start(&[free_addr, taken_addr], &CancellationToken::new())
         .await
@@ -260,12 +258,9 @@ async fn challenge_solvers_fail_at_start_when_an_address_is_taken() {
     );
 }
 
-/// A loopback address nothing listens on now (bound, then closed).
+/// A loopback address nothing listens on.
 fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    SocketAddr::from(([127, 0, 0, 1], renewd_testsupport::free_port()))
 }
 
 fn http01_config(listen: &[SocketAddr]) -> renewd_config::Config {

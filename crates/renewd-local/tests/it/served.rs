@@ -1,6 +1,6 @@
 //! verify_served against a local rustls server serving certificates the test chooses.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -113,10 +113,7 @@ async fn reports_served_mismatch_and_unreachable() {
     let new = [0x00, 0xba, 0xdc, 0x0d, 0xe0];
     let good = serve(&new, &new, 0).await;
     let stale = serve(&[0x42], &[0x42], 0).await;
-    let nobody: SocketAddr = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let nobody = SocketAddr::from(([127, 0, 0, 1], renewd_testsupport::free_port()));
     let reports = verify_served(
         &[good.addr, stale.addr, nobody],
         &name("www.example.test"),

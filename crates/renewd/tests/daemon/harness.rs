@@ -2,7 +2,7 @@
 //! in for systemd, stderr collected line by line, and a guard that kills the child.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -144,6 +144,41 @@ impl NotifySocket {
                 Some(m) if pred(&m) => return m,
                 Some(_) => {}
                 None => panic!("no {what} within {PROMPT:?}; got {:?}", self.seen),
+            }
+        }
+    }
+
+    /// [`expect`](Self::expect) from `daemon`: gives up as soon as it exits, and a failure
+    /// shows how it exited and what it wrote to stderr.
+    pub fn expect_from(
+        &mut self,
+        daemon: &mut Daemon,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + PROMPT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Some(m) = self.recv(left.min(Duration::from_millis(200))) {
+                if pred(&m) {
+                    return m;
+                }
+                continue;
+            }
+            let exited = daemon.child.try_wait().unwrap();
+            if exited.is_some() || Instant::now() >= deadline {
+                // The reader thread has the last lines once the pipe closes.
+                if exited.is_some()
+                    && let Some(reader) = daemon.reader.take()
+                {
+                    reader.join().unwrap();
+                }
+                panic!(
+                    "no {what} within {PROMPT:?} (renewd {}); notify messages {:?}; stderr: {:#?}",
+                    exited.map_or("still running".to_string(), |s| format!("exited: {s}")),
+                    self.seen,
+                    daemon.stderr_lines()
+                );
             }
         }
     }
@@ -389,14 +424,7 @@ pub fn wait_state(pid: u32, state: char) {
     }
 }
 
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use renewd_testsupport::free_port;
 
 /// `GET path` over HTTP/1.1; returns the status code and the body.
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {

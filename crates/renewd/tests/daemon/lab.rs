@@ -143,9 +143,12 @@ impl Lab {
     /// Starts `renewd run` and waits for READY=1; returns that message.
     pub fn start(&mut self, env: &[(&str, &str)]) -> String {
         assert!(self.daemon.is_none(), "a daemon is running already");
-        let daemon = Daemon::start(&self.scene, &self.socket, env);
+        let mut daemon = Daemon::start(&self.scene, &self.socket, env);
+        let ready = self
+            .socket
+            .expect_from(&mut daemon, "READY=1", |m| has(m, "READY=1"));
         self.daemon = Some(daemon);
-        self.socket.expect("READY=1", |m| has(m, "READY=1"))
+        ready
     }
 
     pub fn daemon(&self) -> &Daemon {

@@ -8,13 +8,7 @@ use std::time::Duration;
 
 use renewd_testca::{ChallengeMode, TestCa, TestCaBuilder, TestCaHandle, Validators};
 
-/// A free loopback port (bound and released; the caller binds it again soon).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
+pub use renewd_testsupport::free_port;
 
 /// A CA with test-friendly defaults.
 pub fn builder() -> TestCaBuilder {
