@@ -15,7 +15,7 @@ mod generators;
 
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
-use proptest::test_runner::Config;
+use proptest::test_runner::{Config, RngSeed};
 use renewd_acme::{
     Account, AccountKey, AcmeClient, BoxError, BoxFuture, CertId, ChallengeAnswer, ChallengeSolver,
     ClientSettings, Error, Identifier, IssueRequest, MemoryPendingOrders, NewAccount, NewOrder,
@@ -80,14 +80,22 @@ fn run<F: std::future::Future<Output = ()>>(f: F) {
         .block_on(f);
 }
 
+/// 2,000 cases from a fixed seed, so a CI run does not fail on an input no earlier run
+/// tried. To explore further: `PROPTEST_RNG_SEED=N` (any other seed) and
+/// `PROPTEST_CASES=N`; a failure prints the input, shrunk.
 fn config() -> Config {
+    let defaults = Config::default();
     Config {
         cases: std::env::var("PROPTEST_CASES")
             .ok()
             .and_then(|c| c.parse().ok())
             .unwrap_or(2000),
+        rng_seed: match defaults.rng_seed {
+            RngSeed::Random => RngSeed::Fixed(0x7265_6e65_7764),
+            seed => seed,
+        },
         failure_persistence: None,
-        ..Config::default()
+        ..defaults
     }
 }
 

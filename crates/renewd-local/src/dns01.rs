@@ -101,12 +101,16 @@ impl Dns01Hooks {
             self.interval,
             |remaining| async move {
                 let outcome = self.runner.run_within(check, env, remaining).await?;
+                let cut_off = outcome.timed_out && remaining < self.runner.timeout();
                 if outcome.success() {
                     Ok(Poll::Done)
                 } else {
-                    Ok(Poll::NotYet(
-                        outcome.into_result().err().map(|e| e.to_string()),
-                    ))
+                    let why = outcome.into_result().err().map(|e| e.to_string());
+                    Ok(if cut_off {
+                        Poll::CutOff(why)
+                    } else {
+                        Poll::NotYet(why)
+                    })
                 }
             },
         )
@@ -162,6 +166,9 @@ pub(crate) enum Poll {
     Done,
     /// Not yet; why, if known.
     NotYet(Option<String>),
+    /// The check was cut off at the deadline; why, if known. An earlier check's reason
+    /// says more about the record than "killed at the deadline" does.
+    CutOff(Option<String>),
 }
 
 /// How polling ended.
@@ -196,6 +203,7 @@ where
         match check(remaining).await? {
             Poll::Done => return Ok(Polled::Done { attempts }),
             Poll::NotYet(why) => last = why.or(last),
+            Poll::CutOff(why) => last = last.or(why),
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
         tokio::time::sleep(pause.min(remaining)).await;
@@ -259,6 +267,47 @@ mod tests {
             }
         );
         assert_eq!(start.elapsed(), Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_cut_off_at_the_deadline_keeps_the_reason_before_it() {
+        let mut n = 0;
+        let polled = poll_until(Duration::from_secs(5), interval(), |remaining| {
+            n += 1;
+            let n = n;
+            async move {
+                // The third check hangs until the deadline kills it.
+                Ok(if n < 3 {
+                    Poll::NotYet(Some(format!("NXDOMAIN {n}")))
+                } else {
+                    tokio::time::sleep(remaining).await;
+                    Poll::CutOff(Some("timed out".into()))
+                })
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            polled,
+            Polled::TimedOut {
+                attempts: 3,
+                last: Some("NXDOMAIN 2".into())
+            }
+        );
+        // Cut off first: that is the only reason there is.
+        let polled = poll_until(Duration::from_secs(5), interval(), |remaining| async move {
+            tokio::time::sleep(remaining).await;
+            Ok(Poll::CutOff(Some("timed out".into())))
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            polled,
+            Polled::TimedOut {
+                attempts: 1,
+                last: Some("timed out".into())
+            }
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -298,6 +298,26 @@ pub(crate) fn invalidate(ca: &Ca, id: u64, kind: &str, detail: &str) {
     }
 }
 
+/// Issues every `processing` order now, whatever its hold; returns how many.
+pub(crate) fn release_processing(ca: &Ca) -> usize {
+    let mut state = ca.state();
+    let now = tokio::time::Instant::now();
+    let held: Vec<u64> = state
+        .orders
+        .iter_mut()
+        .filter(|(_, o)| o.status == OrderStatus::Processing)
+        .filter_map(|(id, o)| {
+            let processing = o.processing.as_mut()?;
+            processing.ready_at = processing.ready_at.min(now);
+            Some(*id)
+        })
+        .collect();
+    for id in &held {
+        finish_processing(ca, &mut state, *id);
+    }
+    held.len()
+}
+
 /// Issues the certificate of a `processing` order whose time has come.
 pub(crate) fn finish_processing(ca: &Ca, state: &mut State, id: u64) {
     let Some(order) = state.orders.get(&id) else {

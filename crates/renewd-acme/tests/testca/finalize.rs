@@ -312,7 +312,8 @@ async fn finalize_rate_limited_for_a_moment_is_waited_out() {
 async fn concurrent_issuances_through_a_flaky_ca_cost_one_order_each() {
     // Six issuances at once on one account (one connection, one nonce pool), while the CA
     // loses finalize answers after issuing, hangs some, fails order fetches and rejects
-    // nonces — seeded, so the run is reproducible.
+    // nonces. The plan is seeded, but six tasks draw from it in whatever order they run,
+    // so which request meets which fault differs from run to run; every run must hold.
     const N: usize = 6;
     let env = Env::start_with(renewd_testca::TestCa::builder(), short_timeout).await;
     let account = env.account().await;

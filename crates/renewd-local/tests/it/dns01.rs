@@ -99,7 +99,9 @@ async fn propagation_timeout_removes_the_record_and_says_why() {
             &check_log,
             "echo 'NXDOMAIN from ns1' >&2; exit 1",
         )),
-        propagation_timeout: Duration::from_millis(400),
+        // Long enough that a loaded machine still finishes a few checks, each of which
+        // may be cut off at the deadline.
+        propagation_timeout: Duration::from_secs(2),
     });
     let answer = dns01_answer("slow.test", false, "tok-s");
     let err = hooks.present(&answer).await.unwrap_err();
@@ -111,7 +113,7 @@ async fn propagation_timeout_removes_the_record_and_says_why() {
             last,
         } => {
             assert_eq!(name, "_acme-challenge.slow.test");
-            assert!(*waited >= Duration::from_millis(450), "{waited:?}");
+            assert!(*waited >= Duration::from_millis(2050), "{waited:?}");
             assert!(*attempts >= 2, "retried: {attempts}");
             assert_eq!(*attempts as usize, lines(&check_log).len());
             assert!(

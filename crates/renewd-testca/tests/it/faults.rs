@@ -281,6 +281,38 @@ async fn processing_for_a_while_with_retry_after() {
     assert_eq!(ca.counts().certificates_issued, 1);
 }
 
+#[tokio::test]
+async fn a_held_order_is_issued_when_released() {
+    let ca = start().await;
+    let mut acme = Acme::connect(&ca).await;
+    acme.register().await;
+    let (order_url, finalize) = ready_order(&mut acme, "held.example").await;
+    ca.set_fault_plan(FaultPlan::new().rule(
+        Endpoint::Finalize,
+        Fault::processing_for(Duration::from_secs(3600)),
+    ))
+    .expect("plan");
+    let a = acme
+        .post(
+            &finalize,
+            Some(&csr_payload(&Signer::generate(), &["held.example"])),
+        )
+        .await;
+    assert_eq!(a.json()["status"], "processing");
+    assert_eq!(
+        acme.post(&order_url, None).await.json()["status"],
+        "processing"
+    );
+    assert_eq!(ca.counts().certificates_issued, 0);
+
+    assert_eq!(ca.release_processing(), 1);
+    assert_eq!(ca.counts().certificates_issued, 1);
+    let done = acme.post(&order_url, None).await.json();
+    assert_eq!(done["status"], "valid");
+    assert!(done["certificate"].is_string(), "{done}");
+    assert_eq!(ca.release_processing(), 0, "nothing left to release");
+}
+
 /// Which of 30 account reads get `badNonce` under a seeded 50 % rule.
 async fn rejected_pattern(
     ca: &renewd_testca::TestCaHandle,

@@ -1,7 +1,7 @@
 //! ARI (RFC 9773) through the daemon: a renewal window the CA moved into the past renews
 //! now; one in the future sets the next attempt inside it and renews nothing yet.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use renewd_testca::{AriOverride, AriTarget, SuggestedWindow, TestCa};
 
 use crate::harness::Scene;
@@ -27,7 +27,8 @@ async fn a_window_in_the_past_renews_now_and_one_in_the_future_waits_for_it() {
         "first issuances replace nothing"
     );
 
-    let now = Utc::now();
+    // Whole seconds, as the CA states the window and `status` prints times.
+    let now = Utc::now().trunc_subsecs(0);
     let ari = lab.ca("a");
     ari.set_ari_window(AriOverride::new(
         AriTarget::Serial(past.clone()),

@@ -203,7 +203,8 @@ async fn renew_during_the_daemons_own_renewal_of_that_certificate_makes_one_orde
     let slow = TestCa::builder()
         .fault_plan(FaultPlan::new().rule(
             Endpoint::Finalize,
-            Fault::processing_for(Duration::from_secs(3)),
+            // Until the test releases it (`release_processing`).
+            Fault::processing_for(Duration::from_secs(3600)),
         ))
         .poll_retry_after(Duration::from_secs(1));
     let ca = Ca::testca("a", slow, "").await;
@@ -216,9 +217,15 @@ async fn renew_during_the_daemons_own_renewal_of_that_certificate_makes_one_orde
             .any(|r| r["step"] == "finalize")
             .then_some(())
     });
-    let out = lab.cli(&["renew", "--force", "--cert", "www"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let lines = stdout(&out);
+    let mut renew = Daemon::spawn(lab.command(&["renew", "--force", "--cert", "www"]));
+    // The daemon has the request while its order still waits at the CA.
+    lab.daemon().expect_stderr("the renew request", |l| {
+        l.contains("renew requested on the control socket")
+    });
+    assert_eq!(lab.ca("a").release_processing(), 1);
+    let (status, out) = renew.wait_exit();
+    assert_eq!(status.code(), Some(0), "{:#?}", renew.stderr_lines());
+    let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].starts_with("www: renewed by a"), "{lines:?}");
     let counts = lab.ca("a").counts();
@@ -233,7 +240,8 @@ async fn an_interrupted_renew_stops_cleanly_and_the_next_one_resumes_its_order()
     let slow = TestCa::builder()
         .fault_plan(FaultPlan::new().rule(
             Endpoint::Finalize,
-            Fault::processing_for(Duration::from_secs(3)),
+            // Until the test releases it (`release_processing`).
+            Fault::processing_for(Duration::from_secs(3600)),
         ))
         .poll_retry_after(Duration::from_secs(1));
     let ca = Ca::testca("a", slow, "").await;
@@ -256,6 +264,7 @@ async fn an_interrupted_renew_stops_cleanly_and_the_next_one_resumes_its_order()
     );
     assert_eq!(lab.status_of("www")["state"], "renewing");
 
+    assert_eq!(lab.ca("a").release_processing(), 1);
     let out = lab.cli(&["renew"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out)[0].starts_with("www: renewed by a"));

@@ -10,9 +10,13 @@ use renewd_testca::{Endpoint, Fault, FaultPlan, TestCa};
 use crate::harness::{Scene, has};
 use crate::lab::{Ca, FLOW, Lab, numbered, text};
 
-/// A CA that keeps every finalized order `processing` for `hold` first.
-async fn slow_ca(hold: Duration) -> Ca {
-    let plan = FaultPlan::new().rule(Endpoint::Finalize, Fault::processing_for(hold));
+/// Longer than any test: orders leave `processing` when the test says so
+/// (`release_processing`), not when a short hold happens to run out.
+const HOLD: Duration = Duration::from_secs(3600);
+
+/// A CA that keeps every finalized order `processing` until the test releases it.
+async fn slow_ca() -> Ca {
+    let plan = FaultPlan::new().rule(Endpoint::Finalize, Fault::processing_for(HOLD));
     let builder = TestCa::builder()
         .fault_plan(plan)
         .poll_retry_after(Duration::from_secs(1));
@@ -31,7 +35,7 @@ fn finalized(lab: &Lab) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_in_the_middle_of_twenty_renewals_it_resumes_every_order() {
-    let ca = slow_ca(Duration::from_secs(4)).await;
+    let ca = slow_ca().await;
     let mut lab = Lab::new(Scene::new(), vec![ca]);
     let names = numbered(20);
     let certs: Vec<(&str, &[&str], &str)> =
@@ -56,6 +60,7 @@ async fn killed_in_the_middle_of_twenty_renewals_it_resumes_every_order() {
         .count();
     assert_eq!(pending, 20, "the pending orders are in the store");
 
+    assert_eq!(lab.ca("a").release_processing(), 20);
     lab.start(&[]);
     lab.wait_all_valid(FLOW);
     let counts = lab.ca("a").counts();
@@ -70,7 +75,7 @@ async fn killed_in_the_middle_of_twenty_renewals_it_resumes_every_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_an_order_stops_within_the_grace_and_the_order_resumes() {
-    let ca = slow_ca(Duration::from_secs(3)).await;
+    let ca = slow_ca().await;
     let mut lab = Lab::new(Scene::new(), vec![ca]);
     lab.write_config("", "", &[("www", &["a"], "")]);
     lab.start(&[]);
@@ -95,6 +100,7 @@ async fn sigterm_during_an_order_stops_within_the_grace_and_the_order_resumes() 
     let row = lab.status_of("www");
     assert_eq!(row["state"], "renewing", "{row}");
 
+    assert_eq!(lab.ca("a").release_processing(), 1);
     lab.start(&[]);
     lab.wait_all_valid(FLOW);
     let downloads: Vec<_> = lab
