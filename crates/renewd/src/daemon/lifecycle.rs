@@ -308,10 +308,12 @@ impl Daemon {
         };
         let new = Arc::new(new);
         if let Some(engine) = &self.engine {
-            engine
-                .reload(new.clone())
-                .await
-                .map_err(|e| format!("the renewal engine refused it: {e:#}"))?;
+            engine.reload(new.clone()).await.map_err(|e| {
+                format!(
+                    "the renewal engine refused it: {}",
+                    crate::exit::error_text(&e)
+                )
+            })?;
         }
         match metrics_change {
             Some(Some(listener)) => self.serve_metrics(listener),

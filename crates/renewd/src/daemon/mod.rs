@@ -92,7 +92,7 @@ pub fn run_daemon(config_path: &Path, log_format: Option<LogFormat>, verbose: u8
     match result {
         Ok(()) => exit::OK,
         Err(e) => {
-            tracing::error!("{e:#}");
+            tracing::error!("{}", exit::error_text(&e));
             exit::FAILURE
         }
     }

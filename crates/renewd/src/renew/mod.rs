@@ -68,10 +68,10 @@ pub fn run(
                 Ok(forward::Forwarded::Done) => {}
                 Ok(forward::Forwarded::NoDaemon) => {
                     if let Err(e) = pass::run(config, selection, &cancel, &mut report).await {
-                        report.error(&format!("{e:#}"));
+                        report.error(&exit::error_text(&e));
                     }
                 }
-                Err(e) => report.error(&format!("{e:#}")),
+                Err(e) => report.error(&exit::error_text(&e)),
             }
         };
         tokio::select! {

@@ -238,3 +238,25 @@ fn sighup_with_an_unreadable_config_keeps_the_old_one() {
     assert!(status.contains("cannot read the config file"), "{status}");
     assert!(status.contains("; 1 certificate:"), "{status}");
 }
+
+#[test]
+fn a_taken_http01_port_at_start_is_one_clear_error_before_ready() {
+    let scene = Scene::new();
+    let port = scene.http01_port;
+    let _blocker = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    scene.write_config(1, "");
+    let mut socket = scene.notify_socket();
+    let mut daemon = Daemon::start(&scene, &socket, &[]);
+    assert_eq!(daemon.wait_exit().0.code(), Some(1));
+    let line = daemon.expect_stderr("the bind error", |l| {
+        l.contains(&format!("could not listen on 127.0.0.1:{port} for http-01"))
+    });
+    // The OS error once, with the hint; not repeated by the error chain.
+    assert_eq!(line.matches("os error 98").count(), 1, "{line}");
+    assert!(
+        line.contains("is another web server on this port?"),
+        "{line}"
+    );
+    socket.drain();
+    assert!(!socket.seen.iter().any(|m| has(m, "READY=1")));
+}
