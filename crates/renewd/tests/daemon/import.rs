@@ -1,7 +1,8 @@
 //! `renewd import certbot` against lineages made by the real certbot (Debian's 2.1) from a
 //! real pebble: the config passes `renewd check`, each lineage's names, key type and
 //! challenge carry over, the adopted files are certbot's byte for byte, `renewd status`
-//! shows them valid with their serials and expiry, and the converted deploy hook runs.
+//! shows them valid with their serials and expiry, and the converted deploy hook runs; and
+//! an adopted lineage is then renewed by renewd at the same pebble, certbot's hook included.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -352,5 +353,91 @@ fn a_directory_without_lineages_is_an_error() {
     assert!(
         text(&out.stderr).contains("no lineage to import"),
         "{out:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_certbot_lineage_is_renewed_by_renewd() {
+    let pebble = Pebble::start(PebbleOptions::default()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let certbot_dir = tmp.path().join("certbot");
+    let hook_out = tmp.path().join("hook.out");
+    let hook = format!(
+        "echo \"$RENEWED_LINEAGE $RENEWED_DOMAINS\" > {}",
+        hook_out.display()
+    );
+    certbot(
+        &pebble,
+        &certbot_dir,
+        &[
+            "-d",
+            "r.example",
+            "--key-type",
+            "ecdsa",
+            "--deploy-hook",
+            &hook,
+        ],
+    )
+    .await;
+    let config_dir = certbot_dir.join("config");
+    let (old_serial, _, _) = serial_and_validity(&config_dir.join("live/r.example/cert.pem"));
+    // A state directory of the user running this test (as root, root's): the pass runs here.
+    let state = tmp.path().join("state");
+    let config_path = tmp.path().join("renewd.toml");
+    let out = renewd(&[
+        "import",
+        "certbot",
+        config_dir.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--output",
+        config_path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // The imported config trusts the system's roots; pebble's is a test root. The operator
+    // of a private CA adds it the same way.
+    let imported = std::fs::read_to_string(&config_path).unwrap();
+    let directory_line = format!("directory = \"{}\"", pebble.directory_url());
+    assert!(imported.contains(&directory_line), "{imported}");
+    let with_root = imported.replacen(
+        &directory_line,
+        &format!(
+            "{directory_line}\ntrust_roots = [\"{}\"]",
+            pebble.tls_root_pem().display()
+        ),
+        1,
+    );
+    std::fs::write(&config_path, with_root).unwrap();
+    let config_arg = config_path.to_str().unwrap();
+    std::fs::remove_file(&hook_out).unwrap();
+
+    let out = renewd(&["--config", config_arg, "renew", "--force"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("r.example: renewed by "), "{stdout}");
+
+    // A new version beside certbot's, live; certbot's own files untouched.
+    let live = state.join("certs/r.example/live");
+    let (new_serial, _, _) = serial_and_validity(&live.join("cert.pem"));
+    assert_ne!(new_serial, old_serial);
+    let (certbot_serial, _, _) = serial_and_validity(&config_dir.join("live/r.example/cert.pem"));
+    assert_eq!(
+        certbot_serial, old_serial,
+        "certbot's lineage is left as it was"
+    );
+    assert_eq!(
+        std::fs::read_dir(state.join("certs/r.example/archive"))
+            .unwrap()
+            .count(),
+        2
+    );
+    let out = renewd(&["--config", config_arg, "status", "--json"]);
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["state"], "valid", "{rows:?}");
+    assert_eq!(rows[0]["serial"], new_serial.as_str());
+    // certbot's deploy hook, converted, ran after the install with certbot's variables.
+    assert_eq!(
+        std::fs::read_to_string(&hook_out).unwrap(),
+        format!("{} r.example\n", live.display())
     );
 }
