@@ -16,6 +16,7 @@ mod engine_reload;
 mod engine_renew;
 mod engine_restart;
 mod engine_run;
+mod engine_served;
 mod harness;
 mod import;
 mod inspect;
