@@ -50,6 +50,14 @@ unit_log_since() {
       'select((._SYSTEMD_UNIT == $u or .UNIT == $u) and ((.PRIORITY // "6") | tonumber) <= $p)
        | "\(._PID) \(.MESSAGE)"'
 }
+# unit_log_grep CURSOR UNIT MAX-PRIORITY GREP-ARGS...: grep on unit_log_since's lines, read
+# whole first. `unit_log_since ... | grep -q` ends the pipe at the first match; jq, still
+# writing, dies of SIGPIPE and pipefail fails the pipeline although the line is there.
+unit_log_grep() {
+  local out
+  out=$(unit_log_since "$1" "$2" "$3") || return 2
+  grep "${@:4}" <<<"$out"
+}
 
 on_exit() {
   local rc=$?
@@ -157,15 +165,20 @@ ok "polkit: unlisted unit, restart, stop and other users are refused"
 
 # The documented way to extend the list: a copy with the same name in /etc wins.
 cursor=$(journal_cursor)
+# Written beside rules.d and moved in: polkitd reloads as soon as a file appears there, and
+# must not read a half-written (or empty) copy.
 in_guest sh -c 'sed "s/^\(.*\)\"nginx.service\",/&\n\1\"e2e-other.service\",/" \
-  /usr/share/polkit-1/rules.d/50-renewd-reload.rules > /etc/polkit-1/rules.d/50-renewd-reload.rules'
+  /usr/share/polkit-1/rules.d/50-renewd-reload.rules > /etc/polkit-1/e2e-rule.tmp &&
+  mv /etc/polkit-1/e2e-rule.tmp /etc/polkit-1/rules.d/50-renewd-reload.rules'
 in_guest grep -q '"e2e-other.service",' /etc/polkit-1/rules.d/50-renewd-reload.rules ||
   fail "could not edit the rule's list"
-polkit_reloaded() { unit_log_since "$cursor" polkit.service | grep -q 'Finished loading, compiling and executing'; }
+polkit_reloaded() { unit_log_grep "$cursor" polkit.service 7 -q 'Finished loading, compiling and executing'; }
 wait_until 20 "polkitd reloading its rules" polkit_reloaded
 as_renewd systemctl reload e2e-other || fail "reload of a unit added in /etc/polkit-1 refused"
 [ "$(reloads e2e-other)" = 1 ] || fail "e2e-other stand-in was not reloaded"
+cursor=$(journal_cursor)
 in_guest rm /etc/polkit-1/rules.d/50-renewd-reload.rules
+wait_until 20 "polkitd reloading the shipped rules" polkit_reloaded
 ok "polkit: a copy in /etc/polkit-1/rules.d with an added unit replaces the shipped list"
 
 # --- the unit's sandbox ---------------------------------------------------------------------
@@ -280,6 +293,8 @@ pebble_config 14001 15001 false 10 >"$work/pebble/pebble-short.json"
 # every name resolves to 127.0.0.1, where renewd's http-01 responder listens on port 80
 in_guest systemd-run -q --unit=e2e-challtestsrv /usr/bin/pebble-challtestsrv -dns01 127.0.0.1:8053 \
   -http01 "" -https01 "" -tlsalpn01 "" -management 127.0.0.1:8055 -defaultIPv4 127.0.0.1 -defaultIPv6 ""
+challtestsrv_up() { in_guest bash -c 'exec 3<>/dev/tcp/127.0.0.1/8055'; }
+wait_until 30 "pebble-challtestsrv's management port" challtestsrv_up
 for p in pebble pebble-short; do
   in_guest systemd-run -q --unit="e2e-$p" -E PEBBLE_VA_NOSLEEP=1 -E PEBBLE_WFE_NONCEREJECT=0 \
     -E PEBBLE_AUTHZREUSE=0 /usr/bin/pebble -config "/mnt/work/pebble/$p.json" -dnsserver 127.0.0.1:8053
@@ -339,11 +354,11 @@ ok "renewd check under systemd-run -p LoadCredential=: the credential read, no w
 # systemd's own debug log shows the notifications it receives (READY=1, STOPPING=1)
 manager_debug() { in_guest systemd-analyze log-level "$1"; }
 notified() { # notified CURSOR STATE: systemd logged STATE from renewd's main process
-  unit_log_since "$1" "$UNIT" | grep -q "Got notification message from PID [0-9]* (.*$2"
+  unit_log_grep "$1" "$UNIT" 7 -q "Got notification message from PID [0-9]* (.*$2"
 }
 # journal_since_has PATTERN: renewd.service's log since $cursor has a line matching PATTERN.
 # journald stores messages asynchronously: callers wait for them rather than read once.
-journal_since_has() { unit_log_since "$cursor" "$UNIT" | grep -q "$1"; }
+journal_since_has() { unit_log_grep "$cursor" "$UNIT" 7 -q "$1"; }
 
 # --- start: active only once READY=1 ----------------------------------------------------------
 nginx_reloads=$(reloads nginx)
@@ -352,10 +367,15 @@ manager_debug debug
 in_guest systemctl start "$UNIT"   # Type=notify: returns once READY=1 arrived, else fails
 manager_debug info
 [ "$(prop ActiveState)/$(prop SubState)" = active/running ] || fail "not active/running after start"
-wait_until 10 "systemd logging READY=1 from renewd" notified "$cursor" READY=1
-unit_log_since "$cursor" "$UNIT" >"$work/start.log"
-ready_line=$(grep -n 'Got notification message from PID [0-9]* (.*READY=1' "$work/start.log" | head -1 | cut -d: -f1)
-started_line=$(grep -n 'Started renewd.service' "$work/start.log" | head -1 | cut -d: -f1)
+# journald may store the two lines a moment apart: wait until both are there.
+start_logged() {
+  unit_log_since "$cursor" "$UNIT" >"$work/start.log" &&
+    grep -q 'Got notification message from PID [0-9]* (.*READY=1' "$work/start.log" &&
+    grep -q 'Started renewd.service' "$work/start.log"
+}
+wait_until 10 "systemd logging READY=1 from renewd, and 'Started'" start_logged
+ready_line=$(grep -m1 -n 'Got notification message from PID [0-9]* (.*READY=1' "$work/start.log" | cut -d: -f1)
+started_line=$(grep -m1 -n 'Started renewd.service' "$work/start.log" | cut -d: -f1)
 [ -n "$started_line" ] && [ "$ready_line" -lt "$started_line" ] || fail "'Started' logged before READY=1"
 [ -n "$(prop StatusText)" ] || fail "no STATUS= text"
 in_guest sh -c '[ -n "$(ls -A /var/lib/renewd)" ]' || fail "READY=1 before the store exists"
@@ -424,7 +444,7 @@ err=$(rd check 2>&1 >/dev/null) || rc=$?
 grep -qE '^/etc/renewd/renewd.toml:[0-9]+:[0-9]+: ' <<<"$err" || fail "renewd check error not PATH:LINE:COL: $err"
 cursor=$(journal_cursor)
 in_guest systemctl reload "$UNIT"
-warned() { unit_log_since "$cursor" "$UNIT" 4 | grep -q "^$pid .*renewd.toml"; }
+warned() { unit_log_grep "$cursor" "$UNIT" 4 -q "^$pid .*renewd.toml"; }
 wait_until 20 "a warning naming the bad config in the journal" warned
 is_active() { [ "$(prop ActiveState)" = active ]; }
 wait_until 20 "back to active after the refused reload" is_active
@@ -467,7 +487,7 @@ crit_alarm() { in_guest journalctl -b -u "$UNIT" -p crit -o json --no-pager |
   in_guest jq -e -s 'any(.[]; .CERT_NAME == "brief" and .ALARM == "expiry_danger" and .PRIORITY == "2")'; }
 # the first failed renewal backs off about a minute; the next one starts past expiry
 wait_until 150 "an expiry alarm for brief at priority crit" crit_alarm
-alarm=$(in_guest journalctl -b -u "$UNIT" -p crit -o cat --no-pager CERT_NAME=brief | head -1)
+alarm=$(in_guest journalctl -b -u "$UNIT" -p crit -o cat --no-pager CERT_NAME=brief | awk 'NR == 1')
 in_guest journalctl -b -u "$UNIT" CERT_NAME=brief -o json --no-pager >"$work/brief.json"
 in_guest jq -e -s 'any(.[]; .CA == "short" and .STEP != null and .CLASS == "ca_unavailable")' \
   <"$work/brief.json" >/dev/null || fail "no journal entry for brief with CA=short, STEP and CLASS=ca_unavailable"
@@ -482,7 +502,7 @@ manager_debug info
   fail "stop: state $(prop ActiveState), result $(prop Result), status $(prop ExecMainStatus)"
 wait_until 10 "'Stopped renewd.service' in the journal" journal_since_has 'Stopped renewd.service'
 wait_until 10 "systemd logging STOPPING=1 from renewd" notified "$cursor" STOPPING=1
-if unit_log_since "$cursor" "$UNIT" | grep -qE 'SIGKILL|timed out'; then
+if unit_log_grep "$cursor" "$UNIT" 7 -qE 'SIGKILL|timed out'; then
   fail "stop needed SIGKILL"
 fi
 ok "systemctl stop: STOPPING=1, exit 0 after SIGTERM, no kill"
