@@ -21,6 +21,7 @@ management endpoint). Only the standard library: the demo runs on a fresh machin
 
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -67,6 +68,25 @@ def http(status):
 
 
 def free_port():
+    """A random port below the kernel's ephemeral range that binds now, as renewd's tests
+    choose theirs: a port from bind(0) is ephemeral, and the CAs' own bind(0) listeners or
+    an outgoing connection could take it before renewd binds its responder there."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            first = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        first = 32768
+    if first >= 11000:
+        rng = random.SystemRandom()
+        for _ in range(1000):
+            port = rng.randrange(10000, first)
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            print(port)
+            return
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         print(s.getsockname()[1])

@@ -51,18 +51,26 @@ nspawn_host_tools() {
   command -v zstd >/dev/null || need+=(zstd)
   [ ${#need[@]} -eq 0 ] && return 0
   nspawn_log "installing ${need[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  . "$(dirname "${BASH_SOURCE[0]}")/../../../scripts/lib/apt.sh"
+  apt_install "${need[@]}"
 }
 
-# The Debian mirror this host's apt already uses: the first URIs:/deb line, deb822 or not.
+# The Debian mirror this host's apt already uses: the first URIs:/deb line, deb822 or not,
+# that is not the security archive; a mirror+file: list (cloud images) gives its first
+# entry. NSPAWN_MIRROR overrides.
 nspawn_mirror() {
   if [ -n "${NSPAWN_MIRROR:-}" ]; then echo "$NSPAWN_MIRROR"; return; fi
-  local f
+  local f uri
   for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
     [ -r "$f" ] || continue
-    awk '/^URIs:/ { print $2; exit } /^deb / { for (i = 2; i <= NF; i++) if ($i ~ /:\/\//) { print $i; exit } }' "$f"
-  done | head -n1
+    uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) print $i }
+      /^deb / { for (i = 2; i <= NF; i++) if ($i ~ /:\/\//) { print $i; break } }' "$f" |
+      awk '!/security/ && !found { found = 1; print }')
+    case $uri in
+      mirror+file:*) uri=$(awk '/^[a-z]+:\/\// && !found { found = 1; print $1 }' "${uri#mirror+file:}" 2>/dev/null) ;;
+    esac
+    if [ -n "$uri" ]; then echo "$uri"; return; fi
+  done
 }
 
 nspawn_cache_key() {
@@ -77,11 +85,17 @@ nspawn_debootstrap() {
   [ -n "$mirror" ] || { nspawn_log "no Debian mirror in the host's apt sources"; return 1; }
   log=$NSPAWN_CACHE/debootstrap.log
   nspawn_log "debootstrap $NSPAWN_SUITE from $mirror (log: $log)"
-  if ! debootstrap --variant=minbase --include="$(IFS=,; echo "${NSPAWN_PACKAGES[*]}")" \
-      "$NSPAWN_SUITE" "$dir" "$mirror" >"$log" 2>&1; then
+  # Twice: a mirror in the middle of a sync answers with mismatched hashes for a moment.
+  local try
+  for try in 1 2; do
+    debootstrap --variant=minbase --include="$(IFS=,; echo "${NSPAWN_PACKAGES[*]}")" \
+      "$NSPAWN_SUITE" "$dir" "$mirror" >"$log" 2>&1 && break
     tail -n 30 "$log" >&2
-    return 1
-  fi
+    [ "$try" = 2 ] && return 1
+    nspawn_log "debootstrap failed; once more in 15 s"
+    rm -rf "$dir" && mkdir -p "$dir"
+    sleep 15
+  done
   rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* \
     "$dir"/usr/share/doc/* "$dir"/usr/share/man/* "$dir"/usr/share/locale/* "$dir"/usr/share/info/*
   # no machine-id: systemd makes a transient one at every boot
@@ -162,7 +176,14 @@ nspawn_boot() {
     kill -0 "$NSPAWN_PID" 2>/dev/null || {
       nspawn_log "systemd-nspawn exited during boot"; cat "$NSPAWN_LOGDIR/console.log" >&2; return 1; }
     if [ -z "$NSPAWN_LEADER" ]; then
-      NSPAWN_LEADER=$(awk '{ print $1 }' "/proc/$NSPAWN_PID/task/$NSPAWN_PID/children" 2>/dev/null || true)
+      # The guest's PID 1: nspawn's child in another PID namespace. nspawn first forks a
+      # short-lived helper in ours, which must not be taken for it.
+      for c in $(cat "/proc/$NSPAWN_PID/task/$NSPAWN_PID/children" 2>/dev/null || true); do
+        if [ "$(readlink "/proc/$c/ns/pid" 2>/dev/null)" != "$(readlink /proc/self/ns/pid)" ] &&
+            [ -n "$(readlink "/proc/$c/ns/pid" 2>/dev/null)" ]; then
+          NSPAWN_LEADER=$c
+        fi
+      done
     fi
     if [ -n "$NSPAWN_LEADER" ]; then
       # --wait blocks until boot has finished; it fails while the guest's manager is not
