@@ -93,8 +93,17 @@ fn renews_at(not_before: DateTime<Utc>, not_after: DateTime<Utc>) -> DateTime<Ut
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn certbot_lineages_become_config_and_adopted_certificates() {
+/// pebble, a scratch directory with certbot's in it, and a certbot deploy hook that writes
+/// its variables to `hook_out`.
+struct Scratch {
+    pebble: Pebble,
+    tmp: tempfile::TempDir,
+    certbot_dir: PathBuf,
+    hook_out: PathBuf,
+    hook: String,
+}
+
+async fn scratch() -> Scratch {
     let pebble = Pebble::start(PebbleOptions::default()).await;
     let tmp = tempfile::tempdir().unwrap();
     let certbot_dir = tmp.path().join("certbot");
@@ -103,6 +112,24 @@ async fn certbot_lineages_become_config_and_adopted_certificates() {
         "echo \"$RENEWED_LINEAGE $RENEWED_DOMAINS\" > {}",
         hook_out.display()
     );
+    Scratch {
+        pebble,
+        tmp,
+        certbot_dir,
+        hook_out,
+        hook,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certbot_lineages_become_config_and_adopted_certificates() {
+    let Scratch {
+        pebble,
+        tmp,
+        certbot_dir,
+        hook_out,
+        hook,
+    } = scratch().await;
     certbot(
         &pebble,
         &certbot_dir,
@@ -358,14 +385,13 @@ fn a_directory_without_lineages_is_an_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_adopted_certbot_lineage_is_renewed_by_renewd() {
-    let pebble = Pebble::start(PebbleOptions::default()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let certbot_dir = tmp.path().join("certbot");
-    let hook_out = tmp.path().join("hook.out");
-    let hook = format!(
-        "echo \"$RENEWED_LINEAGE $RENEWED_DOMAINS\" > {}",
-        hook_out.display()
-    );
+    let Scratch {
+        pebble,
+        tmp,
+        certbot_dir,
+        hook_out,
+        hook,
+    } = scratch().await;
     certbot(
         &pebble,
         &certbot_dir,
