@@ -178,9 +178,9 @@ impl TestCaHandle {
     }
 
     /// Ends the hold of every order kept `processing` (a plan's `processing_for`): each is
-    /// issued now and returns `valid` to the next poll. Tests that must act while an order
-    /// is processing hold it for an hour and release it here, instead of racing a short
-    /// hold. Returns how many orders were released.
+    /// issued now and returns `valid` to the next poll (`invalid` if issuing fails). Tests
+    /// that must act while an order is processing hold it for an hour and release it here,
+    /// instead of racing a short hold. Returns how many orders were released.
     pub fn release_processing(&self) -> usize {
         crate::orders::release_processing(&self.ca)
     }

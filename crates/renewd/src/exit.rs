@@ -10,19 +10,22 @@ pub const USAGE: u8 = 2;
 pub const CONFIG: u8 = 78;
 
 /// `error` and its causes on one line, `outer: inner: …`, as `{:#}` prints them, except
-/// that a cause whose text an outer message already quotes is left out: many errors put
-/// their source in their own message, and the operator should read it once.
+/// that a cause whose text the error just above it already quotes is left out: many errors
+/// put their source in their own message, and the operator should read it once.
 pub fn error_text(error: &anyhow::Error) -> String {
     let mut text = String::new();
+    let mut above = String::new();
     for cause in error.chain() {
         let part = cause.to_string();
-        if text.contains(&part) {
+        if !above.is_empty() && above.contains(&part) {
+            above = part;
             continue;
         }
         if !text.is_empty() {
             text.push_str(": ");
         }
         text.push_str(&part);
+        above = part;
     }
     text
 }
@@ -72,5 +75,14 @@ mod tests {
     fn causes_not_quoted_are_all_printed() {
         let e = anyhow::anyhow!("disk full").context("writing the state");
         assert_eq!(error_text(&e), "writing the state: disk full");
+        // Only the error just above counts: a short cause that an unrelated outer context
+        // happens to contain is kept.
+        let e = anyhow::anyhow!("timed out")
+            .context("reading the answer")
+            .context("the hook timed out earlier; retrying");
+        assert_eq!(
+            error_text(&e),
+            "the hook timed out earlier; retrying: reading the answer: timed out"
+        );
     }
 }

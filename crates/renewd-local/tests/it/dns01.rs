@@ -115,7 +115,12 @@ async fn propagation_timeout_removes_the_record_and_says_why() {
             assert_eq!(name, "_acme-challenge.slow.test");
             assert!(*waited >= Duration::from_millis(2050), "{waited:?}");
             assert!(*attempts >= 2, "retried: {attempts}");
-            assert_eq!(*attempts as usize, lines(&check_log).len());
+            // The last check may be killed at the deadline before its first line ran.
+            let logged = lines(&check_log).len();
+            assert!(
+                logged == *attempts as usize || logged + 1 == *attempts as usize,
+                "{attempts} attempts, {logged} logged"
+            );
             assert!(
                 last.as_deref().unwrap().contains("NXDOMAIN from ns1"),
                 "{last:?}"

@@ -218,9 +218,9 @@ async fn renew_during_the_daemons_own_renewal_of_that_certificate_makes_one_orde
             .then_some(())
     });
     let mut renew = Daemon::spawn(lab.command(&["renew", "--force", "--cert", "www"]));
-    // The daemon has the request while its order still waits at the CA.
-    lab.daemon().expect_stderr("the renew request", |l| {
-        l.contains("renew requested on the control socket")
+    // The request joined the daemon's renewal while its order still waits at the CA.
+    lab.daemon().expect_stderr("the renew request taken", |l| {
+        l.contains("renew request taken: 0 queued, 1 already in flight")
     });
     assert_eq!(lab.ca("a").release_processing(), 1);
     let (status, out) = renew.wait_exit();

@@ -131,6 +131,19 @@ async fn renew(
     let Some(reply) = ask(ctx, request.certs.clone(), &request).await else {
         return Ok(Finish::Error("the daemon is stopping".into()));
     };
+    let names = |certs: &[CertName]| {
+        let names: Vec<&str> = certs.iter().map(CertName::as_str).collect();
+        names.join(" ")
+    };
+    tracing::info!(
+        queued = %names(&reply.queued),
+        in_flight = %names(&reply.in_flight),
+        not_due = reply.not_due.len(),
+        unknown = reply.unknown.len(),
+        "renew request taken: {} queued, {} already in flight",
+        reply.queued.len(),
+        reply.in_flight.len()
+    );
     let mut waiting = Waiting::default();
     for line in waiting.take(reply) {
         send(write, &line).await?;
