@@ -28,6 +28,8 @@
 NSPAWN_PACKAGES=(systemd systemd-sysv libpam-systemd dbus polkitd procps ca-certificates
   pebble jq)
 NSPAWN_SUITE=bookworm
+# This file's directory, absolute: resolved now, since callers may cd later.
+NSPAWN_LIBDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 NSPAWN_RECIPE_VERSION=1   # bump when the build/trim steps below change
 NSPAWN_BOOT_TIMEOUT=${NSPAWN_BOOT_TIMEOUT:-90}
 NSPAWN_CACHE=${NSPAWN_CACHE:-${XDG_CACHE_HOME:-/var/cache}/renewd-e2e}
@@ -51,7 +53,7 @@ nspawn_host_tools() {
   command -v zstd >/dev/null || need+=(zstd)
   [ ${#need[@]} -eq 0 ] && return 0
   nspawn_log "installing ${need[*]}"
-  . "$(dirname "${BASH_SOURCE[0]}")/../../../scripts/lib/apt.sh"
+  . "$NSPAWN_LIBDIR/../../../scripts/lib/apt.sh"
   apt_install "${need[@]}"
 }
 
@@ -160,7 +162,7 @@ nspawn_boot() {
   [ -n "$(trap -p EXIT)" ] || trap nspawn_teardown EXIT
   trap 'exit 130' INT HUP    # so that the EXIT trap runs on these too
   trap 'exit 143' TERM
-  local h hierarchies t0 state left
+  local h hierarchies t0 state left c
   hierarchies=$(nspawn_hierarchies)
   for h in $hierarchies; do mkdir -p "$h/$NSPAWN_CGROUP"; done
   t0=$EPOCHREALTIME
