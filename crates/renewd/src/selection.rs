@@ -92,22 +92,11 @@ pub struct LedgerFilter {
     pub all_steps: bool,
 }
 
-/// The steps `renewd ledger` shows by default: the ACME requests of issuance, exactly the
-/// list of `CONTRACT.md`. The rows of renewd's own steps (install, deploy hook, challenge
-/// setup) and of revoke stay in the store and show with `--all-steps`.
-pub const LEDGER_STEPS: [Step; 11] = [
-    Step::Directory,
-    Step::Nonce,
-    Step::Account,
-    Step::NewOrder,
-    Step::Authorization,
-    Step::Challenge,
-    Step::Finalize,
-    Step::PollOrder,
-    Step::Download,
-    Step::RenewalInfo,
-    Step::Probe,
-];
+/// The steps `renewd ledger` shows by default: the ACME requests of issuance
+/// ([`Step::ISSUANCE_REQUESTS`], the list of `CONTRACT.md`). The rows of renewd's own steps
+/// (install, deploy hook, challenge setup) and of revoke stay in the store and show with
+/// `--all-steps`.
+pub const LEDGER_STEPS: [Step; 11] = Step::ISSUANCE_REQUESTS;
 
 impl LedgerFilter {
     /// The store query selecting these rows.

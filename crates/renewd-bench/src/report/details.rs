@@ -3,25 +3,18 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use renewd_core::Step;
+
 use super::summary::rows;
 use super::{Results, med};
 use crate::scenario::one_cert::{OneCert, RenewdRun};
 use crate::stats::{list, mib, millis, secs};
 
-/// The ACME requests among the ledger's steps; the others are renewd's local steps.
-const ACME_STEPS: [&str; 11] = [
-    "probe",
-    "directory",
-    "nonce",
-    "account",
-    "new_order",
-    "authorization",
-    "challenge",
-    "finalize",
-    "poll_order",
-    "download",
-    "renewal_info",
-];
+/// Whether a ledger step is an ACME request of issuance; the others are renewd's local
+/// steps.
+fn is_acme(step: &str) -> bool {
+    step.parse::<Step>().is_ok_and(Step::is_issuance_request)
+}
 
 pub fn all(t: &mut String, r: &Results) {
     let _ = writeln!(t, "## Details\n");
@@ -163,19 +156,15 @@ fn profile(t: &mut String, o: &OneCert) {
         t,
         "| step | `renew`, empty state: rows | ms | `renew --force`: rows | ms |\n|---|---|---|---|---|"
     );
-    let ordered = ACME_STEPS
+    let ordered = Step::ISSUANCE_REQUESTS
         .iter()
-        .copied()
+        .map(|s| s.as_str())
         .filter(|s| steps.contains(s))
-        .chain(steps.iter().copied().filter(|s| !ACME_STEPS.contains(s)));
+        .chain(steps.iter().copied().filter(|s| !is_acme(s)));
     for step in ordered {
         let (n1, ms1) = step_ms(&o.renewd, step);
         let (n2, ms2) = step_ms(&o.renewd_forced, step);
-        let kind = if ACME_STEPS.contains(&step) {
-            ""
-        } else {
-            " (local)"
-        };
+        let kind = if is_acme(step) { "" } else { " (local)" };
         let _ = writeln!(
             t,
             "| {step}{kind} | {n1:.0} | {} | {n2:.0} | {} |",
@@ -189,14 +178,14 @@ fn profile(t: &mut String, o: &OneCert) {
         let acme = med(runs, |x| {
             x.steps
                 .iter()
-                .filter(|(k, _)| ACME_STEPS.contains(&k.as_str()))
+                .filter(|(k, _)| is_acme(k))
                 .map(|(_, v)| v.1)
                 .sum()
         });
         let local = med(runs, |x| {
             x.steps
                 .iter()
-                .filter(|(k, _)| !ACME_STEPS.contains(&k.as_str()))
+                .filter(|(k, _)| !is_acme(k))
                 .map(|(_, v)| v.1)
                 .sum()
         });

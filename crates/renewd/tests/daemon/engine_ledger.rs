@@ -6,22 +6,7 @@ use renewd_testca::TestCa;
 use serde_json::Value;
 
 use crate::harness::Scene;
-use crate::lab::{Ca, Lab, script, text};
-
-/// `step` as `CONTRACT.md` lists it for `ledger --json`.
-const CONTRACT_STEPS: [&str; 11] = [
-    "directory",
-    "nonce",
-    "account",
-    "new_order",
-    "authorization",
-    "challenge",
-    "finalize",
-    "poll_order",
-    "download",
-    "renewal_info",
-    "probe",
-];
+use crate::lab::{Ca, Lab, is_contract_step, script, text};
 
 fn steps(rows: &[Value]) -> Vec<&str> {
     rows.iter().map(|r| text(&r["step"])).collect()
@@ -62,13 +47,13 @@ async fn ledger_shows_the_contract_steps_and_all_steps_adds_the_local_ones() {
 
     let default = lab.ledger(&[]);
     assert!(
-        steps(&default).iter().all(|s| CONTRACT_STEPS.contains(s)),
+        steps(&default).iter().all(|s| is_contract_step(s)),
         "{:?}",
         steps(&default)
     );
     let requests: Vec<&Value> = all
         .iter()
-        .filter(|r| CONTRACT_STEPS.contains(&text(&r["step"])))
+        .filter(|r| is_contract_step(text(&r["step"])))
         .collect();
     assert_eq!(
         default.iter().collect::<Vec<_>>(),

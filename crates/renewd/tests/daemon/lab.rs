@@ -293,6 +293,13 @@ pub fn serial_form(hex: &str) -> String {
     if t.is_empty() { "0".into() } else { t.into() }
 }
 
+/// Whether `step` is one `ledger --json` may show by default: a step of `CONTRACT.md`'s
+/// list (which renewd-core's `contract_labels` test pins `Step::ISSUANCE_REQUESTS` to).
+pub fn is_contract_step(step: &str) -> bool {
+    step.parse::<renewd_core::Step>()
+        .is_ok_and(renewd_core::Step::is_issuance_request)
+}
+
 /// The text of a string JSON value.
 pub fn text(v: &Value) -> &str {
     v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
