@@ -257,18 +257,25 @@ mod tests {
         }
     }
 
+    /// [`stuck_manager`], stuck sending a first `WATCHDOG=1`.
+    fn stuck_on_a_ping() -> Manager {
+        let manager = stuck_manager();
+        manager.notifier.notify(&[NotifyState::Watchdog]);
+        manager
+            .entered
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the first ping is being sent, and is stuck");
+        manager
+    }
+
     #[test]
     fn a_manager_that_does_not_read_never_blocks_the_caller_and_the_queue_stays_short() {
         let Manager {
             notifier,
-            entered,
             release,
             sent,
-        } = stuck_manager();
-        notifier.notify(&[NotifyState::Watchdog]);
-        entered
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the first ping is being sent, and is stuck");
+            ..
+        } = stuck_on_a_ping();
         // The calls run on another thread: were `notify` to block on the stuck send, the
         // test would see no answer instead of hanging.
         let notifier = Arc::new(notifier);
@@ -314,14 +321,10 @@ mod tests {
     fn the_newest_status_is_the_last_one_sent() {
         let Manager {
             notifier,
-            entered,
             release,
             sent,
-        } = stuck_manager();
-        notifier.notify(&[NotifyState::Watchdog]);
-        entered
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the first ping is being sent, and is stuck");
+            ..
+        } = stuck_on_a_ping();
         notifier.notify(&[NotifyState::Status("a")]);
         notifier.notify(&[NotifyState::Reloading]);
         notifier.notify(&[NotifyState::Ready, NotifyState::Status("b")]);

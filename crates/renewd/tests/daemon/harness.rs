@@ -185,17 +185,7 @@ impl NotifySocket {
 
     /// Every message arriving during `window`.
     pub fn during(&mut self, window: Duration) -> Vec<String> {
-        let end = Instant::now() + window;
-        let mut got = Vec::new();
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return got;
-            }
-            if let Some(m) = self.recv(left) {
-                got.push(m);
-            }
-        }
+        self.collect_during(window, Some)
     }
 
     /// When each message for which `pred` holds arrived during `window`.
@@ -204,6 +194,15 @@ impl NotifySocket {
         window: Duration,
         pred: impl Fn(&str) -> bool,
     ) -> Vec<Instant> {
+        self.collect_during(window, |m| pred(&m).then(Instant::now))
+    }
+
+    /// `keep(message)` of every message arriving during `window`, where it is `Some`.
+    fn collect_during<T>(
+        &mut self,
+        window: Duration,
+        mut keep: impl FnMut(String) -> Option<T>,
+    ) -> Vec<T> {
         let end = Instant::now() + window;
         let mut got = Vec::new();
         loop {
@@ -211,10 +210,8 @@ impl NotifySocket {
             if left.is_zero() {
                 return got;
             }
-            if let Some(m) = self.recv(left)
-                && pred(&m)
-            {
-                got.push(Instant::now());
+            if let Some(kept) = self.recv(left).and_then(&mut keep) {
+                got.push(kept);
             }
         }
     }
